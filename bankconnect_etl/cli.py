@@ -7,6 +7,7 @@ stderr, with a hint; ``--debug`` shows the traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -66,7 +67,8 @@ def _fault_kinds(text: str) -> tuple[str, ...]:
     unknown = [k for k in kinds if k not in FAULT_KINDS]
     if unknown or not kinds:
         raise argparse.ArgumentTypeError(
-            f"unknown fault kind {unknown[0] if unknown else text!r}; choose from {','.join(FAULT_KINDS)}"
+            f"unknown fault kind {unknown[0] if unknown else text!r}; "
+            f"choose from {','.join(FAULT_KINDS)}"
         )
     return kinds
 
@@ -95,29 +97,80 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
     from bankconnect_etl.sandbox.faults import FAULT_KINDS
     from bankconnect_etl.sandbox.world import SANDBOX_API_KEY, SANDBOX_SERVER_HASH
 
-    p = sub.add_parser("sandbox", help="run the local BankConnect API imitation", description=SANDBOX_HELP,
-                       formatter_class=_formatter)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=_port, default=8000, help="port; 0 picks a free one (default: %(default)s)")
-    p.add_argument("--entities", type=_non_negative(int), default=500, help="entities at start (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=1, help="world seed; same seed, same data (default: %(default)s)")
-    p.add_argument("--latency-ms", type=_non_negative(float), default=0.0, help="added to every API response")
-    p.add_argument("--fault-rate", type=_rate, default=0.0, help="fraction of API requests that get a fault")
-    p.add_argument("--fault-kinds", type=_fault_kinds, default=FAULT_KINDS, metavar="K,K",
-                   help=f"which faults (default: all of {','.join(FAULT_KINDS)})")
-    p.add_argument("--slow-ms", type=_non_negative(float), default=5000.0,
-                   help="delay of a 'slow' fault (default: %(default)s)")
-    p.add_argument("--processing-polls", type=_non_negative(int), default=1,
-                   help="polls of each endpoint that answer 'processing' first (default: %(default)s)")
-    p.add_argument("--processing-seconds", type=_non_negative(float), default=0.0,
-                   help="and seconds after an upload before processing ends (default: %(default)s)")
-    p.add_argument("--api-key", default=os.environ.get("BANKCONNECT_SANDBOX_API_KEY", SANDBOX_API_KEY),
-                   help="x-api-key to accept (env BANKCONNECT_SANDBOX_API_KEY; default: the sandbox key)")
-    p.add_argument("--server-hash", default=os.environ.get("BANKCONNECT_SANDBOX_SERVER_HASH", SANDBOX_SERVER_HASH),
-                   help="server-hash to accept (env BANKCONNECT_SANDBOX_SERVER_HASH)")
-    p.add_argument("--require-access-token", action="store_true",
-                   help="also require ACCESS_TOKEN + TIMESTAMP, signed with env BANKCONNECT_SANDBOX_TOKEN_SECRET")
-    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+    p = sub.add_parser(
+        "sandbox",
+        help="run the local BankConnect API imitation",
+        description=SANDBOX_HELP,
+        formatter_class=_formatter,
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=_port, default=8000, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    p.add_argument(
+        "--entities",
+        type=_non_negative(int),
+        default=500,
+        help="entities at start (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="world seed; same seed, same data (default: %(default)s)",
+    )
+    p.add_argument(
+        "--latency-ms", type=_non_negative(float), default=0.0, help="added to every API response"
+    )
+    p.add_argument(
+        "--fault-rate", type=_rate, default=0.0, help="fraction of API requests that get a fault"
+    )
+    p.add_argument(
+        "--fault-kinds",
+        type=_fault_kinds,
+        default=FAULT_KINDS,
+        metavar="K,K",
+        help=f"which faults (default: all of {','.join(FAULT_KINDS)})",
+    )
+    p.add_argument(
+        "--slow-ms",
+        type=_non_negative(float),
+        default=5000.0,
+        help="delay of a 'slow' fault (default: %(default)s)",
+    )
+    p.add_argument(
+        "--processing-polls",
+        type=_non_negative(int),
+        default=1,
+        help="polls of each endpoint that answer 'processing' first (default: %(default)s)",
+    )
+    p.add_argument(
+        "--processing-seconds",
+        type=_non_negative(float),
+        default=0.0,
+        help="and seconds after an upload before processing ends (default: %(default)s)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("BANKCONNECT_SANDBOX_API_KEY", SANDBOX_API_KEY),
+        help="x-api-key to accept (env BANKCONNECT_SANDBOX_API_KEY; default: the sandbox key)",
+    )
+    p.add_argument(
+        "--server-hash",
+        default=os.environ.get("BANKCONNECT_SANDBOX_SERVER_HASH", SANDBOX_SERVER_HASH),
+        help="server-hash to accept (env BANKCONNECT_SANDBOX_SERVER_HASH)",
+    )
+    p.add_argument(
+        "--require-access-token",
+        action="store_true",
+        help="also require ACCESS_TOKEN + TIMESTAMP, "
+        "signed with env BANKCONNECT_SANDBOX_TOKEN_SECRET",
+    )
+    p.add_argument(
+        "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug")
+    )
     p.set_defaults(run=_run_sandbox)
 
 
@@ -129,30 +182,50 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     if args.require_access_token:
         secret = os.environ.get("BANKCONNECT_SANDBOX_TOKEN_SECRET")
         if not secret:
-            raise UserError("--require-access-token needs a token secret",
-                            hint="export BANKCONNECT_SANDBOX_TOKEN_SECRET=<secret> first")
+            raise UserError(
+                "--require-access-token needs a token secret",
+                hint="export BANKCONNECT_SANDBOX_TOKEN_SECRET=<secret> first",
+            )
     config = SandboxConfig(
-        seed=args.seed, entities=args.entities, api_key=args.api_key, server_hash=args.server_hash,
-        token_secret=secret, processing_polls=args.processing_polls, processing_seconds=args.processing_seconds,
-        latency_ms=args.latency_ms, fault_rate=args.fault_rate, fault_kinds=args.fault_kinds, slow_ms=args.slow_ms,
+        seed=args.seed,
+        entities=args.entities,
+        api_key=args.api_key,
+        server_hash=args.server_hash,
+        token_secret=secret,
+        processing_polls=args.processing_polls,
+        processing_seconds=args.processing_seconds,
+        latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate,
+        fault_kinds=args.fault_kinds,
+        slow_ms=args.slow_ms,
     )
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-                        hint="choose another --port, or --port 0 for a free one") from exc
+        raise UserError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            hint="choose another --port, or --port 0 for a free one",
+        ) from exc
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     default_creds = args.api_key == SANDBOX_API_KEY and args.server_hash == SANDBOX_SERVER_HASH
-    creds = (f"x-api-key '{SANDBOX_API_KEY}', server-hash '{SANDBOX_SERVER_HASH}' (sandbox defaults)"
-             if default_creds else "custom x-api-key and server-hash (not shown)")
-    faults = f"{args.fault_rate:.0%} of requests ({','.join(args.fault_kinds)})" if args.fault_rate else "none"
+    creds = (
+        f"x-api-key '{SANDBOX_API_KEY}', server-hash '{SANDBOX_SERVER_HASH}' (sandbox defaults)"
+        if default_creds
+        else "custom x-api-key and server-hash (not shown)"
+    )
+    faults = (
+        f"{args.fault_rate:.0%} of requests ({','.join(args.fault_kinds)})"
+        if args.fault_rate
+        else "none"
+    )
     lines = [
         f"BankConnect sandbox: {args.entities} entities, seed {args.seed}",
         f"  listening on  {url}",
         f"  base URL      {url}/bank-connect/v1   (set BANKCONNECT_BASE_URL to this)",
         f"  credentials   {creds}" + (", plus ACCESS_TOKEN/TIMESTAMP" if secret else ""),
-        f"  processing    {args.processing_polls} poll(s)" + (f", {args.processing_seconds:g} s" if args.processing_seconds else ""),
+        f"  processing    {args.processing_polls} poll(s)"
+        + (f", {args.processing_seconds:g} s" if args.processing_seconds else ""),
         f"  latency       {args.latency_ms:g} ms   faults: {faults}",
         f"  OpenAPI       {url}/openapi.json",
         "Press Ctrl-C to stop.",
@@ -160,7 +233,9 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     if host not in ("127.0.0.1", "::1", "localhost"):
         lines.insert(1, f"  warning: listening on {host}, reachable from other machines")
     print("\n".join(lines), flush=True)
-    serve_forever(config, sock, args.log_level)
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: that is a normal stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_forever(config, sock, args.log_level)
     print("sandbox stopped", flush=True)
     return EXIT_OK
 
@@ -175,9 +250,18 @@ examples:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the pipeline against an embedded sandbox", description=DEMO_HELP,
-                       formatter_class=_formatter)
-    p.add_argument("--entities", type=_non_negative(int), default=60, help="sandbox entities (default: %(default)s)")
+    p = sub.add_parser(
+        "demo",
+        help="run the pipeline against an embedded sandbox",
+        description=DEMO_HELP,
+        formatter_class=_formatter,
+    )
+    p.add_argument(
+        "--entities",
+        type=_non_negative(int),
+        default=60,
+        help="sandbox entities (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=1, help="sandbox seed (default: %(default)s)")
     p.set_defaults(run=_run_demo)
 

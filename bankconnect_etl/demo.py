@@ -12,9 +12,21 @@ from collections import Counter
 
 import requests
 
-from bankconnect_etl.sandbox import SANDBOX_API_KEY, SANDBOX_SERVER_HASH, SandboxConfig, start_in_thread
+from bankconnect_etl.sandbox import (
+    SANDBOX_API_KEY,
+    SANDBOX_SERVER_HASH,
+    SandboxConfig,
+    start_in_thread,
+)
 
-ENDPOINTS = ("accounts", "identity", "transactions", "salary", "recurring_transactions", "lender_transactions")
+ENDPOINTS = (
+    "accounts",
+    "identity",
+    "transactions",
+    "salary",
+    "recurring_transactions",
+    "lender_transactions",
+)
 
 
 def _poll(session: requests.Session, url: str, attempts: int = 10) -> dict:
@@ -28,7 +40,10 @@ def _poll(session: requests.Session, url: str, attempts: int = 10) -> dict:
 
 def run_demo(entities: int = 60, seed: int = 1) -> int:
     started = time.perf_counter()
-    with start_in_thread(SandboxConfig(entities=entities, seed=seed)) as sb, requests.Session() as s:
+    with (
+        start_in_thread(SandboxConfig(entities=entities, seed=seed)) as sb,
+        requests.Session() as s,
+    ):
         s.headers.update({"x-api-key": SANDBOX_API_KEY, "server-hash": SANDBOX_SERVER_HASH})
         print(f"sandbox: {entities} entities, seed {seed}, at {sb.base_url}")
         ids: list[str] = []
@@ -47,10 +62,15 @@ def run_demo(entities: int = 60, seed: int = 1) -> int:
                     statuses.update(p["status"] for p in body["progress"])
                     channels.update(t["transaction_channel"] for t in body["transactions"])
                 txns = body.get("transactions", body.get("identity", []))
-                rows[endpoint] += len(txns) if isinstance(txns, list) else sum(map(len, txns.values()))
+                rows[endpoint] += (
+                    len(txns) if isinstance(txns, list) else sum(map(len, txns.values()))
+                )
         elapsed = time.perf_counter() - started
     print(f"entities listed: {len(ids)} in {len(ids) // 10 + 1} pages")
-    print("statements (transactions endpoint): " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+    print(
+        "statements (transactions endpoint): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+    )
     print("rows per endpoint: " + ", ".join(f"{k} {v}" for k, v in rows.items()))
     print("top channels: " + ", ".join(f"{k} {v}" for k, v in channels.most_common(6)))
     print(f"done in {elapsed:.1f} s")

@@ -42,12 +42,18 @@ NOT_AUTHENTICATED = "Authentication credentials were not provided."
 
 _api_key = APIKeyHeader(name="x-api-key", auto_error=False, description="API key, on every call.")
 _server_hash = APIKeyHeader(
-    name="server-hash", auto_error=False, description="Server hash, where the management page asks for it."
+    name="server-hash",
+    auto_error=False,
+    description="Server hash, where the management page asks for it.",
 )
 _access_token = APIKeyHeader(
-    name="ACCESS_TOKEN", auto_error=False, description="HMAC of TIMESTAMP, when the extra layer is enabled."
+    name="ACCESS_TOKEN",
+    auto_error=False,
+    description="HMAC of TIMESTAMP, when the extra layer is enabled.",
 )
-_timestamp = APIKeyHeader(name="TIMESTAMP", auto_error=False, description="Unix seconds of the request.")
+_timestamp = APIKeyHeader(
+    name="TIMESTAMP", auto_error=False, description="Unix seconds of the request."
+)
 
 
 def _json(obj: object, status: int = 200) -> Response:
@@ -96,7 +102,10 @@ async def require_key_and_hash(
 
 
 def _ok(model: type, status: int = 200, **errors: type) -> dict:
-    out: dict = {status: {"model": model}, 401: {"model": m.Detail, "description": NOT_AUTHENTICATED}}
+    out: dict = {
+        status: {"model": model},
+        401: {"model": m.Detail, "description": NOT_AUTHENTICATED},
+    }
     for code, err in errors.items():
         out[int(code.lstrip("e"))] = {"model": err}
     return out
@@ -106,7 +115,11 @@ def _multipart(required: list[str], **props: dict) -> dict:
     return {
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": {"type": "object", "required": required, "properties": props}}},
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": required, "properties": props}
+                }
+            },
         }
     }
 
@@ -136,12 +149,18 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     config = config or SandboxConfig()
     world = World(config)
     faults = FaultState(
-        config.fault_rate, config.fault_kinds, config.slow_ms, config.retry_after_s, config.latency_ms, config.seed
+        config.fault_rate,
+        config.fault_kinds,
+        config.slow_ms,
+        config.retry_after_s,
+        config.latency_ms,
+        config.seed,
     )
     app = FastAPI(
         title="BankConnect API (sandbox)",
         version="v1",
-        description="A local imitation of the FinBox BankConnect v1 REST API, deterministic from its seed.",
+        description="A local imitation of the FinBox BankConnect v1 REST API, "
+        "deterministic from its seed.",
         docs_url=None,  # the Swagger page would load assets from a CDN
         redoc_url=None,
         servers=[{"url": "/", "description": "this sandbox"}],
@@ -160,8 +179,13 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- entities
 
-    @api.post("/entity/", status_code=201, responses=_ok(m.EntityCreated, 201, e400=m.Detail),
-              dependencies=[Depends(require_key)], summary="Create an entity for a link_id")
+    @api.post(
+        "/entity/",
+        status_code=201,
+        responses=_ok(m.EntityCreated, 201, e400=m.Detail),
+        dependencies=[Depends(require_key)],
+        summary="Create an entity for a link_id",
+    )
     async def create_entity(request: Request) -> Response:
         body = await _body(request)
         meta = body.get("meta_data")
@@ -169,10 +193,21 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return _json({"meta_data": ["Not a valid string."]}, 400)
         link = body.get("link_id")
         header = world.create_entity(str(link) if link is not None else None, meta)
-        return _json({"entity_id": header.entity_id, "link_id": header.link_id, "meta_data": header.meta_data}, 201)
+        return _json(
+            {
+                "entity_id": header.entity_id,
+                "link_id": header.link_id,
+                "meta_data": header.meta_data,
+            },
+            201,
+        )
 
-    @api.get("/entity/", responses=_ok(m.EntityPage, e404=m.Detail),
-             dependencies=[Depends(require_key_and_hash)], summary="List entities, 10 per page")
+    @api.get(
+        "/entity/",
+        responses=_ok(m.EntityPage, e404=m.Detail),
+        dependencies=[Depends(require_key_and_hash)],
+        summary="List entities, 10 per page",
+    )
     async def list_entities(
         request: Request,
         page: str | None = Query(None, description="page number, from 1"),
@@ -196,10 +231,21 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         else:
             prev = str(url.include_query_params(page=number - 1))
         world.stats["entity_list"] += 1
-        return _json({"count": count, "next": nxt, "previous": prev, "results": world.page(number, link_id, filtered)})
+        return _json(
+            {
+                "count": count,
+                "next": nxt,
+                "previous": prev,
+                "results": world.page(number, link_id, filtered),
+            }
+        )
 
-    @api.get("/entity/link_overview/", responses=_ok(m.LinkOverview, e400=m.Detail),
-             dependencies=[Depends(require_key)], summary="Entities of a link_id with their months and bank")
+    @api.get(
+        "/entity/link_overview/",
+        responses=_ok(m.LinkOverview, e400=m.Detail),
+        dependencies=[Depends(require_key)],
+        summary="Entities of a link_id with their months and bank",
+    )
     async def overview(link_id: str | None = Query(None)) -> Response:
         if not link_id:
             return _json({"detail": "link_id is required"}, 400)
@@ -211,8 +257,12 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             raise HTTPException(404, "Not found.")
         return pos
 
-    @api.get("/entity/{entity_id}/", responses=_ok(m.EntitySummary, e404=m.Detail),
-             dependencies=[Depends(require_key_and_hash)], summary="Entity detail (link_id from entity_id)")
+    @api.get(
+        "/entity/{entity_id}/",
+        responses=_ok(m.EntitySummary, e404=m.Detail),
+        dependencies=[Depends(require_key_and_hash)],
+        summary="Entity detail (link_id from entity_id)",
+    )
     async def entity_detail(entity_id: str) -> Response:
         return _json(world.summary(_entity(entity_id)))
 
@@ -233,16 +283,23 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
         handler.__name__ = f"get_{endpoint}"
         api.add_api_route(
-            f"/entity/{{entity_id}}/{endpoint}/", handler, methods=["GET"],
-            responses=_ok(progress_models[endpoint], e404=m.Detail), dependencies=[Depends(require_key)],
-            summary=f"{endpoint.replace('_', ' ').capitalize()} of an entity, with per-statement progress",
+            f"/entity/{{entity_id}}/{endpoint}/",
+            handler,
+            methods=["GET"],
+            responses=_ok(progress_models[endpoint], e404=m.Detail),
+            dependencies=[Depends(require_key)],
+            summary=f"{endpoint.replace('_', ' ').capitalize()} of an entity, with progress",
         )
 
     for endpoint in PROGRESS_ENDPOINTS:
         _analysis_route(endpoint)
 
-    @api.get("/entity/{entity_id}/get_pdfs/", responses=_ok(m.GetPdfsResponse, e404=m.Detail),
-             dependencies=[Depends(require_key_and_hash)], summary="Statement files of an entity")
+    @api.get(
+        "/entity/{entity_id}/get_pdfs/",
+        responses=_ok(m.GetPdfsResponse, e404=m.Detail),
+        dependencies=[Depends(require_key_and_hash)],
+        summary="Statement files of an entity",
+    )
     async def get_pdfs(request: Request, entity_id: str) -> Response:
         pos = _entity(entity_id)
         data = world.data(pos)
@@ -250,19 +307,32 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         out = []
         for s in data.statements:
             world.files[s.statement_id] = pos
-            out.append({"statement_id": s.statement_id, "bank_name": s.bank, "pdf_password": s.pdf_password,
-                        "pdf_url": world.pdf_url(base, s), "account_id": s.account_id})
+            out.append(
+                {
+                    "statement_id": s.statement_id,
+                    "bank_name": s.bank,
+                    "pdf_password": s.pdf_password,
+                    "pdf_url": world.pdf_url(base, s),
+                    "account_id": s.account_id,
+                }
+            )
         world.stats["get_pdfs"] += 1
         return _json({"statements": out})
 
-    @api.get("/net_banking_health/", responses=_ok(list[m.BankHealth]),
-             dependencies=[Depends(require_key)], summary="Net-banking health per bank")
+    @api.get(
+        "/net_banking_health/",
+        responses=_ok(list[m.BankHealth]),
+        dependencies=[Depends(require_key)],
+        summary="Net-banking health per bank",
+    )
     async def net_banking_health() -> Response:
         return _json(world.bank_health())
 
     # ---------------------------------------------------------------- uploads
 
-    def _upload_error(entity_id: str | None, message: str, status: int, http: int = 400) -> Response:
+    def _upload_error(
+        entity_id: str | None, message: str, status: int, http: int = 400
+    ) -> Response:
         return _json({"entity_id": entity_id, "message": message, "status": status}, http)
 
     async def _upload(request: Request, bankless: bool) -> Response:
@@ -292,7 +362,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return _upload_error(entity_id, "Incorrect password", 3)
         if sf.bank is None or not is_known_bank(sf.bank):
             if bankless:
-                return _upload_error(entity_id, "Unable to identify bank name from the statement", 5)
+                return _upload_error(
+                    entity_id, "Unable to identify bank name from the statement", 5
+                )
             sf_bank = bank_name
         else:
             sf_bank = sf.bank
@@ -300,13 +372,26 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return _upload_error(entity_id, f"Not {bank_name} bank statement", 4)
         seen = world.file_digests.setdefault(entity_id, set())
         if sf.digest in seen:
-            return _upload_error(entity_id, "Duplicate statement: this file was already uploaded", 0)
+            return _upload_error(
+                entity_id, "Duplicate statement: this file was already uploaded", 0
+            )
         seen.add(sf.digest)
         assert sf_bank is not None
-        data, stmt = world.upload(pos, gen.upload_plan(world.seed, f"{entity_id}:{sf.account_key}", sf_bank, sf.months, world.today))
-        body: dict = {"bank_name": stmt.bank, "statement_id": stmt.statement_id, "entity_id": entity_id}
+        password = form.get("pdf_password") if sf.password_sha256 else None
+        plan = gen.upload_plan(
+            world.seed, f"{entity_id}:{sf.account_key}", sf_bank, sf.months, world.today, password
+        )
+        data, stmt = world.upload(pos, plan)
+        body: dict = {
+            "bank_name": stmt.bank,
+            "statement_id": stmt.statement_id,
+            "entity_id": entity_id,
+        }
         if request.query_params.get("identity", "").lower() == "true":
-            body["date_range"] = {"from_date": stmt.from_date.isoformat(), "to_date": stmt.to_date.isoformat()}
+            body["date_range"] = {
+                "from_date": stmt.from_date.isoformat(),
+                "to_date": stmt.to_date.isoformat(),
+            }
             body["is_fraud"] = False
             body["identity"] = upload_identity(data, stmt)
             body["fraud_type"] = None
@@ -315,16 +400,25 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     upload_props = {"file": _FILE, "bank_name": _STR, "entity_id": _STR, "pdf_password": _STR}
 
-    @api.post("/statement/upload/", responses=_ok(m.UploadResponse, e400=m.UploadError),
-              dependencies=[Depends(require_key)], openapi_extra=_multipart(["file", "bank_name"], **upload_props),
-              summary="Upload a statement PDF with its bank name")
+    @api.post(
+        "/statement/upload/",
+        responses=_ok(m.UploadResponse, e400=m.UploadError),
+        dependencies=[Depends(require_key)],
+        openapi_extra=_multipart(["file", "bank_name"], **upload_props),
+        summary="Upload a statement PDF with its bank name",
+    )
     async def upload_statement(request: Request, identity: str | None = Query(None)) -> Response:
         return await _upload(request, bankless=False)
 
-    @api.post("/statement/bankless_upload/", responses=_ok(m.UploadResponse, e400=m.UploadError),
-              dependencies=[Depends(require_key)],
-              openapi_extra=_multipart(["file"], **{k: v for k, v in upload_props.items() if k != "bank_name"}),
-              summary="Upload a statement PDF and let the API detect the bank")
+    @api.post(
+        "/statement/bankless_upload/",
+        responses=_ok(m.UploadResponse, e400=m.UploadError),
+        dependencies=[Depends(require_key)],
+        openapi_extra=_multipart(
+            ["file"], **{k: v for k, v in upload_props.items() if k != "bank_name"}
+        ),
+        summary="Upload a statement PDF and let the API detect the bank",
+    )
     async def bankless_upload(request: Request, identity: str | None = Query(None)) -> Response:
         return await _upload(request, bankless=True)
 
@@ -340,16 +434,40 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return None
 
     session_props = {
-        "link_id": _STR, "api_key": _STR, "redirect_url": _STR, "from_date": _STR, "to_date": _STR,
-        "logo_url": _STR, "bank_name": _STR, "mode": _STR, "mobile_number": _STR,
-        "session_expiry": {"type": "integer"}, "journey_mode": _STR,
-        "accept_anything": {"type": "boolean"}, "is_mobile_field_editable": {"type": "boolean"},
+        "link_id": _STR,
+        "api_key": _STR,
+        "redirect_url": _STR,
+        "from_date": _STR,
+        "to_date": _STR,
+        "logo_url": _STR,
+        "bank_name": _STR,
+        "mode": _STR,
+        "mobile_number": _STR,
+        "session_expiry": {"type": "integer"},
+        "journey_mode": _STR,
+        "accept_anything": {"type": "boolean"},
+        "is_mobile_field_editable": {"type": "boolean"},
     }
 
-    @api.post("/session/", responses=_ok(m.SessionCreated, e400=m.ErrorEnvelope, e403=m.ErrorEnvelope),
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": {"type": "object", "required": ["link_id", "api_key"], "properties": session_props}}}}},
-              summary="Create an upload session for a link_id")
+    @api.post(
+        "/session/",
+        responses=_ok(m.SessionCreated, e400=m.ErrorEnvelope, e403=m.ErrorEnvelope),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["link_id", "api_key"],
+                            "properties": session_props,
+                        }
+                    }
+                },
+            }
+        },
+        summary="Create an upload session for a link_id",
+    )
     async def create_session(request: Request) -> Response:
         body = await _body(request)
         key = body.get("api_key") or request.headers.get("x-api-key")
@@ -367,9 +485,14 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if raw_from:
             start, end = _ddmmyyyy(str(raw_from)), _ddmmyyyy(str(raw_to))
             if start is None or end is None:
-                return _session_error("INVALID_DATE_FORMAT", "Invalid 'from_date' or 'to_date' format. Use 'DD/MM/YYYY'.")
+                return _session_error(
+                    "INVALID_DATE_FORMAT",
+                    "Invalid 'from_date' or 'to_date' format. Use 'DD/MM/YYYY'.",
+                )
             if start >= end:
-                return _session_error("INVALID_DATE_RANGE", "'from_date' can't be greater or equal to 'to_date'.")
+                return _session_error(
+                    "INVALID_DATE_RANGE", "'from_date' can't be greater or equal to 'to_date'."
+                )
         bank = body.get("bank_name")
         if bank and not is_known_bank(str(bank)):
             return _session_error("INVALID_BANK_NAME", "Invalid bank identifier.")
@@ -378,26 +501,47 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             if not bank:
                 return _session_error("MISSING_BANK_NAME", "'bank_name' is required with 'mode'.")
             if mode == "aa":
-                return _session_error("MODE_NOT_ENABLED", "Specified mode not enabled. Contact FinBox Admin.", 403)
-            if mode not in ("pdf", "online") or (mode == "online" and str(bank).upper() not in NET_BANKING_BANKS):
-                return _session_error("MODE_NOT_AVAILABLE", "Specified mode not available for this bank.")
+                return _session_error(
+                    "MODE_NOT_ENABLED", "Specified mode not enabled. Contact FinBox Admin.", 403
+                )
+            if mode not in ("pdf", "online") or (
+                mode == "online" and str(bank).upper() not in NET_BANKING_BANKS
+            ):
+                return _session_error(
+                    "MODE_NOT_AVAILABLE", "Specified mode not available for this bank."
+                )
         header = world.create_entity(str(link_id), None)
         session_id = gen.uuid_for(world.seed, "session", len(world.sessions))
         world.sessions[session_id] = Session(session_id, str(link_id), header.entity_id, start, end)
         redirect = f"{str(request.base_url).rstrip('/')}/sandbox/session/?session_id={session_id}"
         return _json({"session_id": session_id, "redirect_url": redirect})
 
-    @api.post("/statement/upload_session/", responses=_ok(m.SessionUploadResponse, e400=m.SessionUploadError),
-              dependencies=[Depends(require_key)],
-              openapi_extra=_multipart(["file", "bank_name", "session_id", "upload_type"], file=_FILE, bank_name=_STR,
-                                       session_id=_STR, upload_type={"type": "string", "enum": ["PDF", "BASE64"]},
-                                       pdf_password=_STR),
-              summary="Upload a statement into a session")
+    @api.post(
+        "/statement/upload_session/",
+        responses=_ok(m.SessionUploadResponse, e400=m.SessionUploadError),
+        dependencies=[Depends(require_key)],
+        openapi_extra=_multipart(
+            ["file", "bank_name", "session_id", "upload_type"],
+            file=_FILE,
+            bank_name=_STR,
+            session_id=_STR,
+            upload_type={"type": "string", "enum": ["PDF", "BASE64"]},
+            pdf_password=_STR,
+        ),
+        summary="Upload a statement into a session",
+    )
     async def upload_session(request: Request) -> Response:
         form = await _body(request)
 
         def err(code: str, message: str, http: int = 400, session_id: str = "") -> Response:
-            return _json({"session_id": session_id, "statement_id": "", "error": {"code": code, "message": message}}, http)
+            return _json(
+                {
+                    "session_id": session_id,
+                    "statement_id": "",
+                    "error": {"code": code, "message": message},
+                },
+                http,
+            )
 
         session = world.sessions.get(str(form.get("session_id") or ""))
         if session is None:
@@ -409,7 +553,9 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return err("MISSING_FILE_OBJECT", "This file object is required", session_id=sid)
         if kind == "BASE64":
             try:
-                content = base64.b64decode(raw if isinstance(raw, str) else await raw.read(), validate=True)
+                content = base64.b64decode(
+                    raw if isinstance(raw, str) else await raw.read(), validate=True
+                )
             except (binascii.Error, ValueError):
                 return err("INVALID_BASE_64", "Invalid Base 64 string", session_id=sid)
         elif kind == "PDF" and not isinstance(raw, str):
@@ -421,7 +567,11 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return err("INVALID_BANK_NAME", "Invalid bank identifier.", session_id=sid)
         sf = inspect(content)
         if not sf.is_pdf or not sf.complete:
-            return err("STATEMENT_UNSUPPORTED_FORMAT", "The statement format is not supported", session_id=sid)
+            return err(
+                "STATEMENT_UNSUPPORTED_FORMAT",
+                "The statement format is not supported",
+                session_id=sid,
+            )
         if sf.image_only:
             return err("PDF_IS_IMAGE", "Scanned images are not supported", session_id=sid)
         if not sf.password_ok(form.get("pdf_password")):
@@ -430,14 +580,26 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             return err("BANK_NAME_MISMATCH", f"Not {bank} bank statement", session_id=sid)
         pos = world.find(session.entity_id)
         assert pos is not None
-        plan = gen.upload_plan(world.seed, f"{session.entity_id}:{sf.account_key}", bank, sf.months, world.today)
+        password = form.get("pdf_password") if sf.password_sha256 else None
+        plan = gen.upload_plan(
+            world.seed,
+            f"{session.entity_id}:{sf.account_key}",
+            bank,
+            sf.months,
+            world.today,
+            password,
+        )
         if session.from_date and session.to_date:
             last = gen.add_months(plan.start, sf.months)
             if last <= session.from_date or plan.start > session.to_date:
-                return err("OUT_OF_DATE_RANGE", "No transactions in expected date range", session_id=sid)
+                return err(
+                    "OUT_OF_DATE_RANGE", "No transactions in expected date range", session_id=sid
+                )
         seen = world.file_digests.setdefault(session.entity_id, set())
         if sf.digest in seen:
-            return err("STATEMENT_DUPLICATE", "A duplicate statement has been detected", session_id=sid)
+            return err(
+                "STATEMENT_DUPLICATE", "A duplicate statement has been detected", session_id=sid
+            )
         seen.add(sf.digest)
         data, stmt = world.upload(pos, plan)
         world.stats["upload"] += 1
@@ -457,7 +619,8 @@ def _sandbox_routes(app: FastAPI, world: World, faults: FaultState) -> None:
 
     @admin.post("/advance", summary="Move time: add entities and statements")
     async def advance(
-        new_entities: int = Query(0, ge=0, le=1_000_000), new_statements: int = Query(0, ge=0, le=1_000_000)
+        new_entities: int = Query(0, ge=0, le=1_000_000),
+        new_statements: int = Query(0, ge=0, le=1_000_000),
     ) -> Response:
         return _json(world.advance(new_entities, new_statements))
 
@@ -472,7 +635,13 @@ def _sandbox_routes(app: FastAPI, world: World, faults: FaultState) -> None:
         queued = body.get("next") or []
         bad = [k for k in [*(kinds or []), *queued] if k not in FAULT_KINDS]
         if bad:
-            return _json({"detail": f"unknown fault kind {bad[0]!r}; expected one of {', '.join(FAULT_KINDS)}"}, 400)
+            return _json(
+                {
+                    "detail": f"unknown fault kind {bad[0]!r}; "
+                    f"expected one of {', '.join(FAULT_KINDS)}"
+                },
+                400,
+            )
         if "rate" in body:
             rate = float(body["rate"])
             if not 0 <= rate <= 1:
@@ -488,16 +657,18 @@ def _sandbox_routes(app: FastAPI, world: World, faults: FaultState) -> None:
 
     @admin.get("/state", summary="Counts of what the sandbox holds and served")
     async def state() -> Response:
-        return _json({
-            "seed": world.seed,
-            "entities": len(world.order),
-            "created": len(world.created),
-            "advances": world.advances,
-            "today": world.today.isoformat(),
-            "served": dict(world.stats),
-            "processing_polls": world.config.processing_polls,
-            "processing_seconds": world.config.processing_seconds,
-        })
+        return _json(
+            {
+                "seed": world.seed,
+                "entities": len(world.order),
+                "created": len(world.created),
+                "advances": world.advances,
+                "today": world.today.isoformat(),
+                "served": dict(world.stats),
+                "processing_polls": world.config.processing_polls,
+                "processing_seconds": world.config.processing_seconds,
+            }
+        )
 
     @admin.get("/files/{statement_id}.pdf", summary="Download a statement file by its signed URL")
     async def file(statement_id: str, request: Request) -> Response:
@@ -508,22 +679,43 @@ def _sandbox_routes(app: FastAPI, world: World, faults: FaultState) -> None:
             issued = 0
         pos = world.files.get(statement_id)
         expired = time.time() > issued + 3600
-        if pos is None or expired or not _same(q.get("X-Amz-Signature"), world.sign_pdf(statement_id, issued)):
-            body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+        if (
+            pos is None
+            or expired
+            or not _same(q.get("X-Amz-Signature"), world.sign_pdf(statement_id, issued))
+        ):
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                b"<Message>Request has expired</Message></Error>"
+            )
             return Response(body, status_code=403, media_type="application/xml")
         stmt = world.data(pos).statement(statement_id)
         assert stmt is not None
-        months = max(1, (stmt.to_date.year - stmt.from_date.year) * 12 + stmt.to_date.month - stmt.from_date.month + 1)
-        pdf = statement_pdf(bank=stmt.bank, months=months, password=stmt.pdf_password, nonce=statement_id)
+        months = max(
+            1,
+            (stmt.to_date.year - stmt.from_date.year) * 12
+            + stmt.to_date.month
+            - stmt.from_date.month
+            + 1,
+        )
+        pdf = statement_pdf(
+            bank=stmt.bank, months=months, password=stmt.pdf_password, nonce=statement_id
+        )
         return Response(pdf, media_type="application/pdf")
 
-    @admin.get("/session/", response_class=HTMLResponse, summary="Where a session's redirect_url lands")
+    @admin.get(
+        "/session/", response_class=HTMLResponse, summary="Where a session's redirect_url lands"
+    )
     async def session_page(session_id: str = "") -> str:
         known = session_id in world.sessions
         return (
             "<!doctype html><title>BankConnect sandbox</title><p>"
-            + ("Session found. Upload statements with POST /bank-connect/v1/statement/upload_session/."
-               if known else "Unknown session.")
+            + (
+                "Session found. Upload statements with "
+                "POST /bank-connect/v1/statement/upload_session/."
+                if known
+                else "Unknown session."
+            )
             + "</p>"
         )
 

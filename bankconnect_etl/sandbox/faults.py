@@ -27,15 +27,23 @@ from time import time
 
 FAULT_KINDS = ("429", "500", "502", "503", "504", "slow", "drop", "truncated", "html")
 
-_HTML_500 = b"<!doctype html>\n<html lang=\"en\">\n<head><title>Server Error (500)</title></head>\n<body><h1>Server Error (500)</h1><p></p></body>\n</html>\n"
+_HTML_500 = (
+    b'<!doctype html>\n<html lang="en">\n<head><title>Server Error (500)</title></head>\n'
+    b"<body><h1>Server Error (500)</h1><p></p></body>\n</html>\n"
+)
 _HTML_GATEWAY = (
-    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n<center><h1>{code} {reason}</h1></center>\r\n"
+    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{code} {reason}</h1></center>\r\n"
     "<hr><center>awselb/2.0</center>\r\n</body>\r\n</html>\r\n"
 )
-_HTML_MAINTENANCE = b"<!DOCTYPE html><html><head><title>We'll be back soon</title></head><body><h1>Scheduled maintenance</h1><p>BankConnect is being upgraded. Please try again in a few minutes.</p></body></html>"
+_HTML_MAINTENANCE = (
+    b"<!DOCTYPE html><html><head><title>We'll be back soon</title></head><body>"
+    b"<h1>Scheduled maintenance</h1>"
+    b"<p>BankConnect is being upgraded. Please try again in a few minutes.</p></body></html>"
+)
 
 
-class DroppedConnection(Exception):  # noqa: N818 - it is the event, not an error of ours
+class DroppedConnection(Exception):
     """Raised after half a body has been sent, so the server closes the connection."""
 
 
@@ -51,7 +59,15 @@ def quiet_dropped_connections() -> None:
 
 
 class FaultState:
-    def __init__(self, rate: float, kinds: tuple[str, ...], slow_ms: float, retry_after_s: int, latency_ms: float, seed: int) -> None:
+    def __init__(
+        self,
+        rate: float,
+        kinds: tuple[str, ...],
+        slow_ms: float,
+        retry_after_s: int,
+        latency_ms: float,
+        seed: int,
+    ) -> None:
         self.rate = rate
         self.kinds = kinds or FAULT_KINDS
         self.slow_ms = slow_ms
@@ -104,15 +120,28 @@ class FaultMiddleware:
         st.injected[kind] += 1
         if kind == "429":
             after = st.retry_after()
-            body = b'{"detail":"Request was throttled. Expected available in %d seconds."}' % st.retry_after_s
+            body = (
+                b'{"detail":"Request was throttled. Expected available in %d seconds."}'
+                % st.retry_after_s
+            )
             await _respond(send, 429, body, b"application/json", [(b"retry-after", after.encode())])
         elif kind == "500":
             await _respond(send, 500, _HTML_500, b"text/html; charset=utf-8")
         elif kind in ("502", "504"):
             reason = "Bad Gateway" if kind == "502" else "Gateway Time-out"
-            await _respond(send, int(kind), _HTML_GATEWAY.format(code=kind, reason=reason).encode(), b"text/html")
+            await _respond(
+                send,
+                int(kind),
+                _HTML_GATEWAY.format(code=kind, reason=reason).encode(),
+                b"text/html",
+            )
         elif kind == "503":
-            await _respond(send, 503, b'{"detail":"Service temporarily unavailable, try again later."}', b"application/json")
+            await _respond(
+                send,
+                503,
+                b'{"detail":"Service temporarily unavailable, try again later."}',
+                b"application/json",
+            )
         elif kind == "html":
             await _respond(send, 200, _HTML_MAINTENANCE, b"text/html; charset=utf-8")
         elif kind == "slow":
@@ -138,17 +167,27 @@ class FaultMiddleware:
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         if kind == "truncated":
             headers.append((b"content-length", str(len(cut)).encode()))
-            await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": start.get("status", 200),
+                    "headers": headers,
+                }
+            )
             await send({"type": "http.response.body", "body": cut})
             return
         # drop: promise the whole body, deliver half, hang up.
         headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": start.get("status", 200), "headers": headers})
+        await send(
+            {"type": "http.response.start", "status": start.get("status", 200), "headers": headers}
+        )
         await send({"type": "http.response.body", "body": cut, "more_body": True})
         raise DroppedConnection
 
 
-async def _respond(send, status: int, body: bytes, content_type: bytes, extra: list | None = None) -> None:  # type: ignore[no-untyped-def]
+async def _respond(
+    send, status: int, body: bytes, content_type: bytes, extra: list | None = None
+) -> None:  # type: ignore[no-untyped-def]
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     headers.extend(extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})

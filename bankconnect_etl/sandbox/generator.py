@@ -177,7 +177,9 @@ def entity_plans(seed: int, index: int) -> tuple[AccountPlan, ...]:
     return tuple(plans)
 
 
-def upload_plan(seed: int, file_key: str, bank: str, months: int, today: date) -> AccountPlan:
+def upload_plan(
+    seed: int, file_key: str, bank: str, months: int, today: date, password: str | None = None
+) -> AccountPlan:
     """The account behind an uploaded file: a window of ``months`` ending yesterday."""
     r = rng_for(seed, "upload", file_key)
     end = today - timedelta(days=1)
@@ -187,6 +189,7 @@ def upload_plan(seed: int, file_key: str, bank: str, months: int, today: date) -
         persona="self_employed" if r.random() < 0.35 else "salaried",
         start=add_months(end + timedelta(days=1), -months),
         windows=(months,),
+        password=password,
     )
 
 
@@ -221,7 +224,10 @@ def _pick_bank(r: random.Random) -> str:
 
 def _pdf_password(r: random.Random) -> str:
     # Typical Indian statement passwords: name prefix + birth date, or customer id digits.
-    return "".join(r.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(4)) + f"{r.randint(1, 28):02d}{r.randint(1, 12):02d}"
+    return (
+        "".join(r.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(4))
+        + f"{r.randint(1, 28):02d}{r.randint(1, 12):02d}"
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -327,7 +333,7 @@ def _account(seed: int, plan: AccountPlan) -> Account:
     r = rng_for(seed, plan.key, "account")
     name = f"{r.choice(FIRST_NAMES)} {r.choice(SURNAMES)}".upper()
     city, pin = r.choice(CITIES)
-    address = f"{r.randint(1, 400)}, {r.choice(('MG ROAD', 'STATION ROAD', 'GANDHI NAGAR', 'LAKE VIEW COLONY', 'SECTOR 4'))}, {city.upper()} {pin}"
+    address = f"{r.randint(1, 400)}, {r.choice(STREETS)}, {city.upper()} {pin}"
     prefix = BANK_IFSC_PREFIX.get(plan.bank, plan.bank[:4].upper().ljust(4, "X"))
     ifsc = f"{prefix}0{r.randint(0, 999999):06d}"
     micr = f"{pin[:3]}{r.randint(0, 999):03d}{r.randint(0, 999):03d}"
@@ -350,7 +356,9 @@ def _account(seed: int, plan: AccountPlan) -> Account:
         micr=micr,
         name=name,
         address=address,
-        category="corporate" if plan.persona == "self_employed" and r.random() < 0.4 else "individual",
+        category="corporate"
+        if plan.persona == "self_employed" and r.random() < 0.4
+        else "individual",
         od_limit=od,
         extra_fields=plan.extra_fields,
     )
@@ -451,7 +459,11 @@ def _persona(seed: int, plan: AccountPlan) -> _Persona:
         umrn = f"{code[:4]}{r.randint(10**11, 10**12 - 1)}"
         loans.append((n, lender, code, emi, r.choice((2, 3, 5, 7, 10)), umrn, r.randint(-12, 6)))
     subs = tuple(
-        (r.choice(("NETFLIX", "SPOTIFY", "HOTSTAR", "YOUTUBE PREMIUM")), r.choice((149, 199, 499, 649)) * 100, r.randint(1, 28))
+        (
+            r.choice(("NETFLIX", "SPOTIFY", "HOTSTAR", "YOUTUBE PREMIUM")),
+            r.choice((149, 199, 499, 649)) * 100,
+            r.randint(1, 28),
+        )
         for _ in range(r.choice((0, 0, 1, 2)))
     )
     return _Persona(
@@ -489,6 +501,19 @@ class _Event:
     salary_month: str = ""
 
 
+STREETS = ("MG ROAD", "STATION ROAD", "GANDHI NAGAR", "LAKE VIEW COLONY", "SECTOR 4")
+SUPPLIER_PREFIXES = ("SHREE", "JAI", "NEW", "OM")
+SUPPLIER_KINDS = ("TRADERS", "ENTERPRISES", "AGENCIES", "SUPPLIERS")
+
+
+def _clock(r: random.Random) -> str:
+    return f"{r.randint(7, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"
+
+
+def _card(r: random.Random) -> str:
+    return f"POS 4{r.randint(10**5, 10**6 - 1)}XXXXXX{r.randint(1000, 9999)}"
+
+
 def _rrn(r: random.Random) -> str:
     return str(r.randint(10**11, 10**12 - 1))
 
@@ -503,118 +528,354 @@ def _rupees(r: random.Random, median: float, sigma: float, lo: int, hi: int) -> 
     return paise - paise % 100 if r.random() < 0.7 else paise
 
 
-def _month_events(seed: int, plan: AccountPlan, p: _Persona, year: int, month: int, index: int) -> list[_Event]:
+def _month_events(
+    seed: int, plan: AccountPlan, p: _Persona, year: int, month: int, index: int
+) -> list[_Event]:
     """Every event of one calendar month, before balances decide what posts."""
     r = rng_for(seed, plan.key, "month", year, month)
     last = _month_len(year, month)
     ev: list[_Event] = []
 
-    def add(day: int, ttype: str, amount: int, channel: str, note: str, *, desc: str = "", merchant: str = "", **kw: str) -> None:
-        ev.append(_Event(min(max(day, 1), last), r.random(), ttype, amount, channel, desc, merchant, note, **kw))
+    def add(
+        day: int,
+        ttype: str,
+        amount: int,
+        channel: str,
+        note: str,
+        *,
+        desc: str = "",
+        merchant: str = "",
+        **kw: str,
+    ) -> None:
+        ev.append(
+            _Event(
+                min(max(day, 1), last),
+                r.random(),
+                ttype,
+                amount,
+                channel,
+                desc,
+                merchant,
+                note,
+                **kw,
+            )
+        )
 
     if plan.persona == "salaried":
         amount = p.salary if p.salary_fixed else p.salary + (index // 12) * p.salary // 10
         if not p.salary_fixed and r.random() < 0.15:
             amount += r.randint(1, 20) * 500_00  # bonus or arrears
         day = min(p.pay_day, last)
-        for_month = (year, month) if day > 7 else ((year, month - 1) if month > 1 else (year - 1, 12))
-        note = r.choice((
-            f"NEFT/{_utr(r, plan.bank)}/{p.employer}/SALARY FOR THE MONTH",
-            f"NEFT/INWARD/CR-{plan.bank.upper()}/{p.employer}/SAL {date(for_month[0], for_month[1], 1):%b%y}".upper(),
-        ))
-        add(day, "credit", amount, p.salary_channel, note, tag="salary", kind="essential",
-            employer=p.employer.title(), salary_month=f"{for_month[1]}-{for_month[0]}")
+        for_month = (
+            (year, month) if day > 7 else ((year, month - 1) if month > 1 else (year - 1, 12))
+        )
+        note = r.choice(
+            (
+                f"NEFT/{_utr(r, plan.bank)}/{p.employer}/SALARY FOR THE MONTH",
+                f"NEFT/INWARD/CR-{plan.bank.upper()}/{p.employer}/SAL "
+                f"{date(for_month[0], for_month[1], 1):%b%y}".upper(),
+            )
+        )
+        add(
+            day,
+            "credit",
+            amount,
+            p.salary_channel,
+            note,
+            tag="salary",
+            kind="essential",
+            employer=p.employer.title(),
+            salary_month=f"{for_month[1]}-{for_month[0]}",
+        )
     else:
         for _ in range(r.randint(8, 25)):
             who = f"{r.choice(FIRST_NAMES)} {r.choice(SURNAMES)}".upper()
             amount = _rupees(r, 9000, 1.0, 200, 400000)
             if r.random() < 0.5:
-                add(r.randint(1, last), "credit", amount, "upi", f"UPI/{_rrn(r)}/{r.randint(8, 22):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}/UPI/{who.split()[0].lower()}@{r.choice(_UPI_HANDLES)}")
+                add(
+                    r.randint(1, last),
+                    "credit",
+                    amount,
+                    "upi",
+                    f"UPI/{_rrn(r)}/{_clock(r)}/UPI/{who.split()[0].lower()}@{r.choice(_UPI_HANDLES)}",
+                )
             else:
-                add(r.randint(1, last), "credit", amount, "net_banking_transfer", f"{r.choice(('NEFT', 'IMPS'))}/{_utr(r, plan.bank)}/{who}/INV {r.randint(100, 999)}")
+                add(
+                    r.randint(1, last),
+                    "credit",
+                    amount,
+                    "net_banking_transfer",
+                    f"{r.choice(('NEFT', 'IMPS'))}/{_utr(r, plan.bank)}/{who}"
+                    f"/INV {r.randint(100, 999)}",
+                )
         for _ in range(r.choice((0, 0, 1, 2, 3, 5))):
             machine = r.random() < 0.4
-            add(r.randint(1, last), "credit", r.randint(2, 90) * 500_00, "cash_deposit",
-                f"CDM DEP {r.randint(1000, 9999)}" if machine else f"CASH DEP {r.choice(CITIES)[0].upper()} BRANCH",
-                desc="deposit_by_machine" if machine else "")
+            add(
+                r.randint(1, last),
+                "credit",
+                r.randint(2, 90) * 500_00,
+                "cash_deposit",
+                f"CDM DEP {r.randint(1000, 9999)}"
+                if machine
+                else f"CASH DEP {r.choice(CITIES)[0].upper()} BRANCH",
+                desc="deposit_by_machine" if machine else "",
+            )
         for _ in range(r.choice((0, 1, 2))):
             chq = r.randint(100000, 999999)
             amount = _rupees(r, 25000, 0.8, 1000, 300000)
-            add(r.randint(1, last - 2), "credit", amount, "chq", f"CLG CHQ DEP {chq} {plan.bank.upper()}", kind="cheque_in")
+            add(
+                r.randint(1, last - 2),
+                "credit",
+                amount,
+                "chq",
+                f"CLG CHQ DEP {chq} {plan.bank.upper()}",
+                kind="cheque_in",
+            )
         for _ in range(r.randint(3, 10)):
-            who = f"{r.choice(('SHREE', 'JAI', 'NEW', 'OM'))} {r.choice(('TRADERS', 'ENTERPRISES', 'AGENCIES', 'SUPPLIERS'))}"
+            who = f"{r.choice(SUPPLIER_PREFIXES)} {r.choice(SUPPLIER_KINDS)}"
             amount = _rupees(r, 15000, 1.0, 500, 500000)
-            add(r.randint(1, last), "debit", amount, "net_banking_transfer", f"{'RTGS' if amount >= 2_00_000_00 else 'NEFT'}/{_utr(r, plan.bank)}/{who}")
+            add(
+                r.randint(1, last),
+                "debit",
+                amount,
+                "net_banking_transfer",
+                f"{'RTGS' if amount >= 2_00_000_00 else 'NEFT'}/{_utr(r, plan.bank)}/{who}",
+            )
         for _ in range(r.choice((0, 1, 1, 2))):
-            add(r.randint(1, last), "debit", _rupees(r, 20000, 0.8, 1000, 200000), "chq", f"CHQ PAID {r.randint(100000, 999999)} {r.choice(SURNAMES).upper()}", kind="cheque_out")
+            add(
+                r.randint(1, last),
+                "debit",
+                _rupees(r, 20000, 0.8, 1000, 200000),
+                "chq",
+                f"CHQ PAID {r.randint(100000, 999999)} {r.choice(SURNAMES).upper()}",
+                kind="cheque_out",
+            )
         if r.random() < 0.5:
-            add(r.randint(15, 22), "debit", _rupees(r, 6000, 0.7, 500, 90000), "bill_payment", "GST PAYMENT CBIC", merchant="tax")
+            add(
+                r.randint(15, 22),
+                "debit",
+                _rupees(r, 6000, 0.7, 500, 90000),
+                "bill_payment",
+                "GST PAYMENT CBIC",
+                merchant="tax",
+            )
 
     months_since_start = index
     for n, lender, code, emi, day, umrn, starts in p.loans:
         if months_since_start == starts:
-            add(max(1, day - r.randint(3, 12)) if day > 3 else 1, "credit", emi * r.randint(18, 36),
-                "net_banking_transfer", f"NEFT/{_utr(r, plan.bank)}/{lender}/LOAN DISB", desc="lender_transaction")
+            add(
+                max(1, day - r.randint(3, 12)) if day > 3 else 1,
+                "credit",
+                emi * r.randint(18, 36),
+                "net_banking_transfer",
+                f"NEFT/{_utr(r, plan.bank)}/{lender}/LOAN DISB",
+                desc="lender_transaction",
+            )
         if months_since_start > starts:
-            note = r.choice((f"ACHDR/{lender}/{umrn[4:]}/{r.randint(10**11, 10**12 - 1)}", f"ACH D- {lender}-{umrn}", f"CMS/{code}/{year}{month:02d}{r.randint(10**6, 10**7 - 1)}", f"NACH/{code}/{umrn}"))
-            add(day, "debit", emi, "auto_debit_payment", note, desc="lender_transaction", merchant="loans" if r.random() < 0.3 else "", tag=f"emi:{n}", kind="emi")
+            note = r.choice(
+                (
+                    f"ACHDR/{lender}/{umrn[4:]}/{r.randint(10**11, 10**12 - 1)}",
+                    f"ACH D- {lender}-{umrn}",
+                    f"CMS/{code}/{year}{month:02d}{r.randint(10**6, 10**7 - 1)}",
+                    f"NACH/{code}/{umrn}",
+                )
+            )
+            add(
+                day,
+                "debit",
+                emi,
+                "auto_debit_payment",
+                note,
+                desc="lender_transaction",
+                merchant="loans" if r.random() < 0.3 else "",
+                tag=f"emi:{n}",
+                kind="emi",
+            )
     if p.rent:
         add(p.rent_day, "debit", p.rent, "upi", f"UPI/{_rrn(r)}/RENT/{p.landlord}", tag="rent")
     if p.sip:
-        add(p.sip_day, "debit", p.sip, "investment", f"ACH/BSE LIMITED SIP/{_rrn(r)}", merchant="investments", tag="sip")
+        add(
+            p.sip_day,
+            "debit",
+            p.sip,
+            "investment",
+            f"ACH/BSE LIMITED SIP/{_rrn(r)}",
+            merchant="investments",
+            tag="sip",
+        )
     for k, (name, amount, day) in enumerate(p.subs):
-        add(day, "debit", amount, "debit_card", f"POS 4{r.randint(10**5, 10**6 - 1)}XXXXXX{r.randint(1000, 9999)} {name}", merchant="entertainment", tag=f"sub:{k}")
+        add(
+            day,
+            "debit",
+            amount,
+            "debit_card",
+            f"{_card(r)} {name}",
+            merchant="entertainment",
+            tag=f"sub:{k}",
+        )
 
     lo, hi = p.upi_per_month
     for _ in range(r.randint(lo, hi)):
-        cat = r.choices([c for c, _ in _UPI_CATEGORY_WEIGHTS], [w for _, w in _UPI_CATEGORY_WEIGHTS])[0]
+        cat = r.choices(
+            [c for c, _ in _UPI_CATEGORY_WEIGHTS], [w for _, w in _UPI_CATEGORY_WEIGHTS]
+        )[0]
         amount = _rupees(r, 180, 0.9, 5, 8000)
         if cat:
             merchant = r.choice(MERCHANTS[cat])
-            note = r.choice((f"UPI/P2M/{_rrn(r)}/{merchant}/UPI/{plan.bank.upper()} BANK", f"WDL TFR UPI/DR/{_rrn(r)}/{merchant}"))
+            note = r.choice(
+                (
+                    f"UPI/P2M/{_rrn(r)}/{merchant}/UPI/{plan.bank.upper()} BANK",
+                    f"WDL TFR UPI/DR/{_rrn(r)}/{merchant}",
+                )
+            )
         else:
             who = r.choice(FIRST_NAMES).lower()
-            note = f"UPI/{_rrn(r)}/{r.randint(7, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}/UPI/{who}{r.randint(1, 999)}@{r.choice(_UPI_HANDLES)}"
+            vpa = f"{who}{r.randint(1, 999)}@{r.choice(_UPI_HANDLES)}"
+            note = f"UPI/{_rrn(r)}/{_clock(r)}/UPI/{vpa}"
         add(r.randint(1, last), "debit", amount, "upi", note, merchant=cat)
     for _ in range(r.randint(1, 5)):
         who = r.choice(FIRST_NAMES).lower()
-        add(r.randint(1, last), "credit", _rupees(r, 400, 1.0, 10, 20000), "upi", f"UPI/{_rrn(r)}/UPI/{who}{r.randint(1, 99)}@{r.choice(_UPI_HANDLES)}")
+        add(
+            r.randint(1, last),
+            "credit",
+            _rupees(r, 400, 1.0, 10, 20000),
+            "upi",
+            f"UPI/{_rrn(r)}/UPI/{who}{r.randint(1, 99)}@{r.choice(_UPI_HANDLES)}",
+        )
     for _ in range(r.randint(1, 6)):
         cat = r.choice(("shopping", "groceries", "fuel", "food", "travel", "medical"))
-        add(r.randint(1, last), "debit", _rupees(r, 1200, 0.8, 50, 40000), "debit_card", f"POS 4{r.randint(10**5, 10**6 - 1)}XXXXXX{r.randint(1000, 9999)} {r.choice(MERCHANTS[cat])}", merchant=cat)
+        add(
+            r.randint(1, last),
+            "debit",
+            _rupees(r, 1200, 0.8, 50, 40000),
+            "debit_card",
+            f"{_card(r)} {r.choice(MERCHANTS[cat])}",
+            merchant=cat,
+        )
     for _ in range(r.choice((0, 1, 2))):
-        add(r.randint(1, last), "debit", _rupees(r, 900, 0.8, 49, 20000), "payment_gateway_purchase", f"PG/RAZORPAY/{r.choice(MERCHANTS['shopping'])}/{_rrn(r)}", merchant="shopping")
-    bills = (("telco_bill", "AIRTEL", "bills"), ("electric_bill", "BESCOM", "bills"), ("credit_card_bill", "CRED CLUB", ""))
+        add(
+            r.randint(1, last),
+            "debit",
+            _rupees(r, 900, 0.8, 49, 20000),
+            "payment_gateway_purchase",
+            f"PG/RAZORPAY/{r.choice(MERCHANTS['shopping'])}/{_rrn(r)}",
+            merchant="shopping",
+        )
+    bills = (
+        ("telco_bill", "AIRTEL", "bills"),
+        ("electric_bill", "BESCOM", "bills"),
+        ("credit_card_bill", "CRED CLUB", ""),
+    )
     for desc, biller, cat in r.sample(bills, r.randint(0, 3)):
         amount = _rupees(r, 4000 if desc == "credit_card_bill" else 700, 0.6, 99, 90000)
-        add(r.randint(5, 25), "debit", amount, "bill_payment", f"BIL/ONL/{_rrn(r)}/{biller}", desc=desc, merchant=cat)
+        add(
+            r.randint(5, 25),
+            "debit",
+            amount,
+            "bill_payment",
+            f"BIL/ONL/{_rrn(r)}/{biller}",
+            desc=desc,
+            merchant=cat,
+        )
     for _ in range(r.choice((0, 1, 1, 2, 3))):
-        add(r.randint(1, last), "debit", r.randint(1, 20) * 500_00, "cash_withdrawl",
-            r.choice((f"NFS/CASH WDL/{_rrn(r)}/{plan.bank.upper()} ATM/{r.choice(CITIES)[0].upper()}/{r.randint(1, 28):02d}-{month:02d}-{year % 100:02d}", f"ATM WDL CASH {r.randint(100000, 999999)}")))
+        add(
+            r.randint(1, last),
+            "debit",
+            r.randint(1, 20) * 500_00,
+            "cash_withdrawl",
+            r.choice(
+                (
+                    f"NFS/CASH WDL/{_rrn(r)}/{plan.bank.upper()} ATM/{r.choice(CITIES)[0].upper()}"
+                    f"/{r.randint(1, 28):02d}-{month:02d}-{year % 100:02d}",
+                    f"ATM WDL CASH {r.randint(100000, 999999)}",
+                )
+            ),
+        )
     if month in (3, 6, 9, 12):
-        add(last, "credit", r.randint(20, 3000) * 100 + r.randint(0, 99), "bank_interest", f"INT.PD:{r.randint(10**9, 10**10 - 1)}:{date(year, month, 1):%d-%m-%Y} TO {date(year, month, last):%d-%m-%Y}", kind="essential")
+        add(
+            last,
+            "credit",
+            r.randint(20, 3000) * 100 + r.randint(0, 99),
+            "bank_interest",
+            f"INT.PD:{r.randint(10**9, 10**10 - 1)}:{date(year, month, 1):%d-%m-%Y}"
+            f" TO {date(year, month, last):%d-%m-%Y}",
+            kind="essential",
+        )
         sms = r.choice((1500, 1770, 2000))
         add(last, "debit", sms, "bank_charge", "SMS ALERT CHARGES QTR", kind="charge")
     rare = r.random()
     if rare < 0.05:
-        add(r.randint(1, last), "debit", r.randint(50, 900) * 100, "international_transaction_arbitrage", "DCC MARKUP FEE INTL TXN", kind="charge")
+        add(
+            r.randint(1, last),
+            "debit",
+            r.randint(50, 900) * 100,
+            "international_transaction_arbitrage",
+            "DCC MARKUP FEE INTL TXN",
+            kind="charge",
+        )
     elif rare < 0.08:
-        add(r.randint(1, last), "debit", r.randint(5, 200) * 1000_00, "demand_draft", f"DD ISSUE {r.randint(100000, 999999)} FAVOUR {r.choice(SURNAMES).upper()}")
+        add(
+            r.randint(1, last),
+            "debit",
+            r.randint(5, 200) * 1000_00,
+            "demand_draft",
+            f"DD ISSUE {r.randint(100000, 999999)} FAVOUR {r.choice(SURNAMES).upper()}",
+        )
     elif rare < 0.14:
-        add(r.randint(1, last), "credit", r.randint(10, 500) * 100, "auto_credit", f"CASHBACK {r.choice(MERCHANTS['shopping'])}")
+        add(
+            r.randint(1, last),
+            "credit",
+            r.randint(10, 500) * 100,
+            "auto_credit",
+            f"CASHBACK {r.choice(MERCHANTS['shopping'])}",
+        )
     elif rare < 0.18:
-        add(r.randint(1, last), "credit", r.randint(5, 200) * 1000_00, "investment_cashin", f"REDEMPTION/{r.choice(MERCHANTS['investments'])} MF/{_rrn(r)}", merchant="investments")
+        add(
+            r.randint(1, last),
+            "credit",
+            r.randint(5, 200) * 1000_00,
+            "investment_cashin",
+            f"REDEMPTION/{r.choice(MERCHANTS['investments'])} MF/{_rrn(r)}",
+            merchant="investments",
+        )
     elif rare < 0.24:
-        add(r.randint(1, last), "debit", r.randint(100, 5000) * 100, "Others", f"MISC DR {r.randint(1000, 9999)}")
+        add(
+            r.randint(1, last),
+            "debit",
+            r.randint(100, 5000) * 100,
+            "Others",
+            f"MISC DR {r.randint(1000, 9999)}",
+        )
     if r.random() < 0.12:
-        add(r.randint(1, last), "credit", _rupees(r, 700, 0.8, 20, 30000), "refund", r.choice((f"NEFT RETURN {_utr(r, plan.bank)}", f"UPI REFUND/{_rrn(r)}/{r.choice(MERCHANTS['shopping'])}")), desc=r.choice(("neft_return", "")))
+        add(
+            r.randint(1, last),
+            "credit",
+            _rupees(r, 700, 0.8, 20, 30000),
+            "refund",
+            r.choice(
+                (
+                    f"NEFT RETURN {_utr(r, plan.bank)}",
+                    f"UPI REFUND/{_rrn(r)}/{r.choice(MERCHANTS['shopping'])}",
+                )
+            ),
+            desc=r.choice(("neft_return", "")),
+        )
     if r.random() < 0.15:
         direction = r.choice(("debit", "credit"))
-        add(r.randint(1, last), direction, r.randint(2, 100) * 1000_00, "self_transfer", f"IMPS/{_rrn(r)}/SELF/OWN A/C", desc="self_transfer" if r.random() < 0.5 else "")
+        add(
+            r.randint(1, last),
+            direction,
+            r.randint(2, 100) * 1000_00,
+            "self_transfer",
+            f"IMPS/{_rrn(r)}/SELF/OWN A/C",
+            desc="self_transfer" if r.random() < 0.5 else "",
+        )
     return ev
 
 
-def _account_transactions(seed: int, plan: AccountPlan, account: Account, stmts: Sequence[Statement]) -> list[Txn]:
+def _account_transactions(
+    seed: int, plan: AccountPlan, account: Account, stmts: Sequence[Statement]
+) -> list[Txn]:
     p = _persona(seed, plan)
     end = stmts[-1].to_date
     floor = -(account.od_limit or 0)
@@ -633,8 +894,25 @@ def _account_transactions(seed: int, plan: AccountPlan, account: Account, stmts:
         nonlocal balance
         balance += e.amount if e.ttype == "credit" else -e.amount
         s = statement_of(day)
-        rows.append(Txn(account.account_id, s.statement_id, len(rows), day, e.ttype, e.amount, balance,
-                        e.channel, e.description, e.merchant, e.note, hash_, e.tag, e.employer, e.salary_month))
+        rows.append(
+            Txn(
+                account.account_id,
+                s.statement_id,
+                len(rows),
+                day,
+                e.ttype,
+                e.amount,
+                balance,
+                e.channel,
+                e.description,
+                e.merchant,
+                e.note,
+                hash_,
+                e.tag,
+                e.employer,
+                e.salary_month,
+            )
+        )
 
     while cursor <= end:
         y, m = cursor.year, cursor.month
@@ -650,7 +928,16 @@ def _account_transactions(seed: int, plan: AccountPlan, account: Account, stmts:
             if e.kind == "emi" and short:
                 _bounce_emi(r, e, day, h, post)
             elif e.kind == "cheque_out" and short:
-                charge = _Event(e.day, 0, "debit", r.choice((350, 500, 590)) * 100, "inward_cheque_bounce", "chq_bounce_insuff_funds", "", f"I/W CHQ RTN:38:FUNDSINSUFFICIENT {e.note[9:15]}")
+                charge = _Event(
+                    e.day,
+                    0,
+                    "debit",
+                    r.choice((350, 500, 590)) * 100,
+                    "inward_cheque_bounce",
+                    "chq_bounce_insuff_funds",
+                    "",
+                    f"I/W CHQ RTN:38:FUNDSINSUFFICIENT {e.note[9:15]}",
+                )
                 post(day, charge, h)
                 post(day, _gst(charge), hex32(h, "gst"))
             elif short and e.kind not in ("essential", "charge"):
@@ -658,17 +945,49 @@ def _account_transactions(seed: int, plan: AccountPlan, account: Account, stmts:
             else:
                 post(day, e, h)
                 if e.kind == "cheque_in" and r.random() < 0.06:
-                    back = _Event(e.day, 0, "debit", e.amount, "outward_cheque_bounce", "", "", f"O/W RTN CHQ {e.note[12:18]} FUNDS INSUFFICIENT")
+                    back = _Event(
+                        e.day,
+                        0,
+                        "debit",
+                        e.amount,
+                        "outward_cheque_bounce",
+                        "",
+                        "",
+                        f"O/W RTN CHQ {e.note[12:18]} FUNDS INSUFFICIENT",
+                    )
                     post(day, back, hex32(h, "return"))
-                    fee = _Event(e.day, 0, "debit", r.choice((150, 250)) * 100, "bank_charge", "chq_bounce_charge", "", "O/W CHQ RTN CHGS")
+                    fee = _Event(
+                        e.day,
+                        0,
+                        "debit",
+                        r.choice((150, 250)) * 100,
+                        "bank_charge",
+                        "chq_bounce_charge",
+                        "",
+                        "O/W CHQ RTN CHGS",
+                    )
                     post(day, fee, hex32(h, "charge"))
                     post(day, _gst(fee), hex32(h, "gst"))
                 elif e.channel == "bank_charge":
                     post(day, _gst(e), hex32(h, "gst"))
-        if plan.persona == "salaried" and balance < 2000_00 and balance > floor and r.random() < 0.5:
+        if (
+            plan.persona == "salaried"
+            and balance < 2000_00
+            and balance > floor
+            and r.random() < 0.5
+        ):
             last_day = date(y, m, _month_len(y, m))
             if plan.start <= last_day <= end:
-                fee = _Event(last_day.day, 0, "debit", r.choice((250, 400, 600)) * 100, "bank_charge", "min_bal_charge", "", "NON MAINTENANCE OF MIN BAL CHGS")
+                fee = _Event(
+                    last_day.day,
+                    0,
+                    "debit",
+                    r.choice((250, 400, 600)) * 100,
+                    "bank_charge",
+                    "min_bal_charge",
+                    "",
+                    "NON MAINTENANCE OF MIN BAL CHGS",
+                )
                 h = hex32(seed, plan.key, y, m, "minbal")
                 post(last_day, fee, h)
                 post(last_day, _gst(fee), hex32(h, "gst"))
@@ -681,23 +1000,52 @@ def _account_transactions(seed: int, plan: AccountPlan, account: Account, stmts:
 
 
 def _gst(charge: _Event) -> _Event:
-    return _Event(charge.day, 0, "debit", round(charge.amount * 0.18), "bank_charge", "gst", "", f"GST @18% ON {charge.note[:30]}")
+    return _Event(
+        charge.day,
+        0,
+        "debit",
+        round(charge.amount * 0.18),
+        "bank_charge",
+        "gst",
+        "",
+        f"GST @18% ON {charge.note[:30]}",
+    )
 
 
 def _bounce_emi(r: random.Random, e: _Event, day: date, h: str, post) -> None:  # type: ignore[no-untyped-def]
     """An EMI the balance cannot cover: a return charge, sometimes a debit and its reversal too."""
     if r.random() < 0.5:
         post(day, e, h)
-        back = _Event(e.day, 0, "credit", e.amount, "auto_debit_payment_bounce", "", "", f"ACH DEBIT RETURN {e.note[:40]}")
+        back = _Event(
+            e.day,
+            0,
+            "credit",
+            e.amount,
+            "auto_debit_payment_bounce",
+            "",
+            "",
+            f"ACH DEBIT RETURN {e.note[:40]}",
+        )
         post(day, back, hex32(h, "return"))
-    fee = _Event(e.day, 0, "debit", r.choice((500, 590, 750)) * 100, "bank_charge", "ach_bounce_charge", "", f"ACH DEBIT RETURN CHARGES {e.note[:30]}")
+    fee = _Event(
+        e.day,
+        0,
+        "debit",
+        r.choice((500, 590, 750)) * 100,
+        "bank_charge",
+        "ach_bounce_charge",
+        "",
+        f"ACH DEBIT RETURN CHARGES {e.note[:30]}",
+    )
     post(day, fee, hex32(h, "charge"))
     post(day, _gst(fee), hex32(h, "gst"))
 
 
 def _tamper(seed: int, plan: AccountPlan, rows: list[Txn], stmt: Statement) -> list[Txn]:
     """Edit one row's amount, leaving its balance: the running balance breaks there."""
-    inside = [i for i, t in enumerate(rows) if t.statement_id == stmt.statement_id and t.channel == "upi"]
+    inside = [
+        i for i, t in enumerate(rows) if t.statement_id == stmt.statement_id and t.channel == "upi"
+    ]
     if not inside:
         return rows
     r = rng_for(seed, plan.key, "tamper")
@@ -706,7 +1054,12 @@ def _tamper(seed: int, plan: AccountPlan, rows: list[Txn], stmt: Statement) -> l
     return rows
 
 
-def fraud_of(data_statements: Iterable[Statement], txns: Sequence[Txn], plans: Sequence[AccountPlan], seed: int) -> dict[str, tuple[tuple[str, str | None], ...]]:
+def fraud_of(
+    data_statements: Iterable[Statement],
+    txns: Sequence[Txn],
+    plans: Sequence[AccountPlan],
+    seed: int,
+) -> dict[str, tuple[tuple[str, str | None], ...]]:
     """Statement id -> the fraud entries the API reports for it."""
     out: dict[str, tuple[tuple[str, str | None], ...]] = {}
     by_stmt = {s.statement_id: s for s in data_statements}
@@ -717,7 +1070,9 @@ def fraud_of(data_statements: Iterable[Statement], txns: Sequence[Txn], plans: S
         if sid not in by_stmt:
             continue
         tampered = _tampered_hash(seed, plan, txns, sid)
-        out[sid] = (("inconsistent_transaction", tampered),) if tampered else (("author_fraud", None),)
+        out[sid] = (
+            (("inconsistent_transaction", tampered),) if tampered else (("author_fraud", None),)
+        )
     return out
 
 
@@ -736,7 +1091,9 @@ def _tampered_hash(seed: int, plan: AccountPlan, txns: Sequence[Txn], sid: str) 
 def generated_entity(seed: int, index: int, extra: tuple[int, ...] = ()) -> EntityData:
     """Entity ``index`` of world ``seed``, with ``extra[k]`` statements appended to account k."""
     plans = entity_plans(seed, index)
-    plans = tuple(extend_plan(seed, p, extra[k] if k < len(extra) else 0) for k, p in enumerate(plans))
+    plans = tuple(
+        extend_plan(seed, p, extra[k] if k < len(extra) else 0) for k, p in enumerate(plans)
+    )
     data = build_entity(seed, entity_header(seed, index), plans)
     return _with_fraud(seed, data, plans)
 

@@ -79,12 +79,16 @@ class RunningSandbox:
         self.stop()
 
 
-def start_in_thread(config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> RunningSandbox:
+def start_in_thread(
+    config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> RunningSandbox:
     """Start a sandbox on a loopback port and return once it accepts connections."""
     config = config or SandboxConfig()
     sock = bind(host, port)
     server = _server(config, "warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="bankconnect-sandbox", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="bankconnect-sandbox", daemon=True
+    )
     thread.start()
     while not server.started:
         if not thread.is_alive():

@@ -36,8 +36,8 @@ PROGRESS_ENDPOINTS = (
 # Identity and accounts come from the upload-time checks; these need the transactions.
 EXTRACTION_ENDPOINTS = frozenset(PROGRESS_ENDPOINTS[2:])
 
-SANDBOX_API_KEY = "sandbox-api-key"  # noqa: S105 - the sandbox's public demo credential
-SANDBOX_SERVER_HASH = "sandbox-server-hash"  # noqa: S105
+SANDBOX_API_KEY = "sandbox-api-key"
+SANDBOX_SERVER_HASH = "sandbox-server-hash"
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,10 @@ class World:
         if not uploaded:
             return gen.generated_entity(self.seed, key, ext)
         plans = gen.entity_plans(self.seed, key)
-        plans = tuple(gen.extend_plan(self.seed, p, ext[k] if k < len(ext) else 0) for k, p in enumerate(plans))
+        plans = tuple(
+            gen.extend_plan(self.seed, p, ext[k] if k < len(ext) else 0)
+            for k, p in enumerate(plans)
+        )
         return _from_plans(self.seed, gen.entity_header(self.seed, key), plans + tuple(uploaded))
 
     # ------------------------------------------------------------------ processing
@@ -182,7 +185,9 @@ class World:
         default_born = self.entity_born.get(entity_id, self.started)
         statuses = {}
         for s in data.statements:
-            baselines, born_at = self.born.get(s.statement_id, ((0,) * len(PROGRESS_ENDPOINTS), default_born))
+            baselines, born_at = self.born.get(
+                s.statement_id, ((0,) * len(PROGRESS_ENDPOINTS), default_born)
+            )
             done = (
                 seen - baselines[e] >= self.config.processing_polls
                 and now - born_at >= self.config.processing_seconds
@@ -195,7 +200,9 @@ class World:
                 statuses[s.statement_id] = "completed"
         return data, statuses
 
-    def _mark_born(self, entity_id: str, before: gen.EntityData, after: gen.EntityData) -> list[str]:
+    def _mark_born(
+        self, entity_id: str, before: gen.EntityData, after: gen.EntityData
+    ) -> list[str]:
         old = {s.statement_id for s in before.statements}
         counters = tuple(self.polls.get(entity_id, [0] * len(PROGRESS_ENDPOINTS)))
         now = time.monotonic()
@@ -231,7 +238,11 @@ class World:
         entity_id = self.ids[pos]
         before = self.data(pos)
         key = self.order[pos]
-        plans = self.created[key].plans if isinstance(key, str) else self.uploads.setdefault(entity_id, [])
+        plans = (
+            self.created[key].plans
+            if isinstance(key, str)
+            else self.uploads.setdefault(entity_id, [])
+        )
         for k, p in enumerate(plans):
             if p.key == plan.key:
                 plans[k] = gen.extend_plan(self.seed, p, 1)
@@ -257,7 +268,9 @@ class World:
         )
 
     def sign_pdf(self, statement_id: str, issued: int) -> str:
-        return hmac.new(self.pdf_key, f"{statement_id}:{issued}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self.pdf_key, f"{statement_id}:{issued}".encode(), hashlib.sha256
+        ).hexdigest()
 
     def bank_health(self) -> list[dict]:
         bucket = int(time.time() // 300)
@@ -279,7 +292,9 @@ HEALTH_ISSUES = (
 
 
 @lru_cache(maxsize=256)
-def _from_plans(seed: int, header: gen.EntityHeader, plans: tuple[gen.AccountPlan, ...]) -> gen.EntityData:
+def _from_plans(
+    seed: int, header: gen.EntityHeader, plans: tuple[gen.AccountPlan, ...]
+) -> gen.EntityData:
     return gen.entity_from_plans(seed, header, plans)
 
 
@@ -342,7 +357,12 @@ def analysis_common(data: gen.EntityData, statuses: dict[str, str]) -> dict:
             for ft, h in s.fraud
         ],
     }
-    return {"entity_id": data.header.entity_id, "progress": progress, "accounts": accounts, "fraud": fraud}
+    return {
+        "entity_id": data.header.entity_id,
+        "progress": progress,
+        "accounts": accounts,
+        "fraud": fraud,
+    }
 
 
 def _visible(data: gen.EntityData, statuses: dict[str, str]) -> list[gen.Txn]:
@@ -378,7 +398,12 @@ def payload(endpoint: str, data: gen.EntityData, statuses: dict[str, str]) -> di
     if endpoint == "identity":
         done = {s.account_id for s in data.statements if statuses[s.statement_id] == "completed"}
         body["identity"] = [
-            {"address": a.address, "account_number": a.account_number, "account_id": a.account_id, "name": a.name}
+            {
+                "address": a.address,
+                "account_number": a.account_number,
+                "account_id": a.account_id,
+                "name": a.name,
+            }
             for a in data.accounts
             if a.account_id in done
         ]
@@ -388,7 +413,9 @@ def payload(endpoint: str, data: gen.EntityData, statuses: dict[str, str]) -> di
     if endpoint == "transactions":
         body["transactions"] = [transaction_obj(t, t.account_id in extra) for t in rows]
     elif endpoint == "lender_transactions":
-        body["transactions"] = [transaction_obj(t) for t in rows if t.description == "lender_transaction"]
+        body["transactions"] = [
+            transaction_obj(t) for t in rows if t.description == "lender_transaction"
+        ]
     elif endpoint == "salary":
         body["transactions"] = [
             {
@@ -477,13 +504,22 @@ def link_overview(world: World, link_id: str) -> dict:
 
 def upload_identity(data: gen.EntityData, stmt: gen.Statement) -> dict:
     a = next(a for a in data.accounts if a.account_id == stmt.account_id)
-    return {"account_id": a.account_id, "account_number": a.account_number, "address": a.address, "name": a.name}
+    return {
+        "account_id": a.account_id,
+        "account_number": a.account_number,
+        "address": a.address,
+        "name": a.name,
+    }
 
 
 def session_upload_body(data: gen.EntityData, stmt: gen.Statement, session_id: str) -> dict:
     a = next(a for a in data.accounts if a.account_id == stmt.account_id)
     rows = [t for t in data.transactions if t.statement_id == stmt.statement_id]
-    opening = rows[0].balance - (rows[0].amount if rows[0].ttype == "credit" else -rows[0].amount) if rows else None
+    opening = (
+        rows[0].balance - (rows[0].amount if rows[0].ttype == "credit" else -rows[0].amount)
+        if rows
+        else None
+    )
     dr = {"from_date": stmt.from_date.isoformat(), "to_date": stmt.to_date.isoformat()}
     masked = "X" * 7 + a.account_number[-4:] if a.account_number else None
     return {

@@ -1,0 +1,79 @@
+"""Shared fixtures: sandboxes on free loopback ports, started and stopped by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from bankconnect_etl.sandbox import (
+    SANDBOX_API_KEY,
+    SANDBOX_SERVER_HASH,
+    RunningSandbox,
+    SandboxConfig,
+    start_in_thread,
+)
+
+AUTH = {"x-api-key": SANDBOX_API_KEY, "server-hash": SANDBOX_SERVER_HASH}
+
+
+class Api:
+    """A requests session against one sandbox, with the sandbox's credentials."""
+
+    def __init__(self, sandbox: RunningSandbox) -> None:
+        self.sandbox = sandbox
+        self.base = sandbox.base_url
+        self.http = requests.Session()
+        self.http.headers.update(AUTH)
+
+    def get(self, path: str, **kw: object) -> requests.Response:
+        kw.setdefault("timeout", 10)
+        return self.http.get(self.base + path, **kw)  # type: ignore[arg-type]
+
+    def post(self, path: str, **kw: object) -> requests.Response:
+        kw.setdefault("timeout", 10)
+        return self.http.post(self.base + path, **kw)  # type: ignore[arg-type]
+
+    def admin(self, method: str, path: str, **kw: object) -> requests.Response:
+        kw.setdefault("timeout", 10)
+        return requests.request(method, self.sandbox.url + path, **kw)  # type: ignore[arg-type]  # noqa: S113
+
+    def entity_ids(self) -> list[str]:
+        ids, url = [], self.base + "/entity/"
+        while url:
+            page = self.http.get(url, timeout=10).json()
+            ids += [e["entity_id"] for e in page["results"]]
+            url = page["next"]
+        return ids
+
+    def until_done(self, entity_id: str, endpoint: str, polls: int = 20) -> dict:
+        """Poll one endpoint until no statement is processing."""
+        for _ in range(polls):
+            body = self.get(f"/entity/{entity_id}/{endpoint}/").json()
+            if all(p["status"] != "processing" for p in body["progress"]):
+                return body
+        raise AssertionError(f"{endpoint} of {entity_id} still processing after {polls} polls")
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., Api]]:
+    """Start sandboxes with any SandboxConfig fields; all stop at the end of the test."""
+    running: list[RunningSandbox] = []
+
+    def start(**config: object) -> Api:
+        config.setdefault("entities", 50)
+        sb = start_in_thread(SandboxConfig(**config))  # type: ignore[arg-type]
+        running.append(sb)
+        return Api(sb)
+
+    yield start
+    for sb in running:
+        sb.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox() -> Iterator[Api]:
+    """One read-only world of 60 entities for tests that only look (processing off)."""
+    with start_in_thread(SandboxConfig(entities=60, seed=1, processing_polls=0)) as sb:
+        yield Api(sb)

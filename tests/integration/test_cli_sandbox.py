@@ -1,0 +1,112 @@
+"""`bankconnect-etl sandbox` as a user meets it: help, the address it prints, clean errors."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_help_names_every_option_with_examples() -> None:
+    top = run("--help")
+    assert top.returncode == 0 and "sandbox" in top.stdout and "exit codes" in top.stdout
+    r = run("sandbox", "--help")
+    assert r.returncode == 0
+    for option in (
+        "--port",
+        "--entities",
+        "--seed",
+        "--latency-ms",
+        "--fault-rate",
+        "--processing-polls",
+    ):
+        assert option in r.stdout
+    assert "examples:" in r.stdout and "/sandbox/advance" in r.stdout
+
+
+def test_sandbox_says_where_it_listens_serves_and_stops_on_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        [COMMAND, "sandbox", "--port", "0", "--entities", "30", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith("Press Ctrl-C") or not line:
+                break
+        text = "".join(lines)
+        url = re.search(r"listening on\s+(http://127\.0\.0\.1:\d+)", text)
+        assert url, text
+        assert f"{url.group(1)}/bank-connect/v1" in text and "30 entities, seed 3" in text
+        headers = {"x-api-key": "sandbox-api-key", "server-hash": "sandbox-server-hash"}
+        assert (
+            requests.get(
+                f"{url.group(1)}/bank-connect/v1/entity/", headers=headers, timeout=10
+            ).json()["count"]
+            == 30
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "sandbox stopped" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["sandbox", "--fault-rate", "2"], "--fault-rate: is a fraction between 0 and 1, got 2"),
+        (["sandbox", "--fault-kinds", "429,teapot"], "unknown fault kind 'teapot'"),
+        (["sandbox", "--entities", "-5"], "--entities: must not be negative"),
+        (["sandbox", "--port", "http"], "--port: expected a port number"),
+        (["sandbox", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+    ],
+)
+def test_bad_flags_get_one_line_and_a_hint(args: list[str], expected: str) -> None:
+    r = run(*args)
+    assert r.returncode == 2
+    first, *rest = r.stderr.strip().splitlines()
+    assert first.startswith("error: ") and expected in first
+    assert rest and rest[0].startswith("hint: ")
+    assert "Traceback" not in r.stderr
+
+
+def test_port_in_use_is_a_user_error_and_debug_shows_the_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        r = run("sandbox", "--port", port)
+        assert r.returncode == 2
+        assert f"error: cannot listen on 127.0.0.1:{port}" in r.stderr and "--port 0" in r.stderr
+        assert "Traceback" not in r.stderr
+        debug = run("--debug", "sandbox", "--port", port)
+        assert "Traceback" in debug.stderr
+
+
+def test_access_token_mode_needs_its_secret_from_the_environment() -> None:
+    r = run("sandbox", "--port", "0", "--require-access-token")
+    assert r.returncode == 2 and "BANKCONNECT_SANDBOX_TOKEN_SECRET" in r.stderr
