@@ -61,7 +61,7 @@ def run_demo(entities: int = 60, seed: int = 1) -> int:
                 if endpoint == "transactions":
                     statuses.update(p["status"] for p in body["progress"])
                     channels.update(t["transaction_channel"] for t in body["transactions"])
-                txns = body.get("transactions", body.get("identity", []))
+                txns = body.get("transactions", body.get("identity", body["accounts"]))
                 rows[endpoint] += (
                     len(txns) if isinstance(txns, list) else sum(map(len, txns.values()))
                 )
