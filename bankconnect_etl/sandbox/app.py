@@ -17,6 +17,7 @@ from datetime import date, datetime
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader
 
@@ -39,6 +40,10 @@ from bankconnect_etl.vocab import NET_BANKING_BANKS, is_known_bank
 
 API_PREFIX = "/bank-connect/v1"
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
+FORM_ONLY = (
+    "This field must be present as a form field. "
+    "Send request with content type x-www-form-urlencoded or form-data"
+)
 
 _api_key = APIKeyHeader(name="x-api-key", auto_error=False, description="API key, on every call.")
 _server_hash = APIKeyHeader(
@@ -128,6 +133,10 @@ _FILE = {"type": "string", "format": "binary", "description": "the statement pdf
 _STR = {"type": "string"}
 
 
+class BadBody(Exception):
+    """A request body the API cannot read; each route answers it in its own error shape."""
+
+
 async def _body(request: Request) -> dict:
     """Parameters from a JSON or form body (the API accepts both), or the query string."""
     ctype = request.headers.get("content-type", "")
@@ -135,9 +144,9 @@ async def _body(request: Request) -> dict:
         try:
             data = orjson.loads(await request.body() or b"{}")
         except orjson.JSONDecodeError as exc:
-            raise HTTPException(400, "JSON parse error - request body is not valid JSON") from exc
+            raise BadBody("JSON parse error - request body is not valid JSON") from exc
         if not isinstance(data, dict):
-            raise HTTPException(400, "Expected a JSON object")
+            raise BadBody("Expected a JSON object")
         return data
     if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         form = await request.form()
@@ -182,12 +191,15 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     @api.post(
         "/entity/",
         status_code=201,
-        responses=_ok(m.EntityCreated, 201, e400=m.Detail),
+        responses=_ok(m.EntityCreated, 201, e400=m.Detail | m.FieldErrors),
         dependencies=[Depends(require_key)],
         summary="Create an entity for a link_id",
     )
     async def create_entity(request: Request) -> Response:
-        body = await _body(request)
+        try:
+            body = await _body(request)
+        except BadBody as exc:
+            return _json({"detail": str(exc)}, 400)
         meta = body.get("meta_data")
         if meta is not None and not isinstance(meta, str):
             return _json({"meta_data": ["Not a valid string."]}, 400)
@@ -336,10 +348,15 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         return _json({"entity_id": entity_id, "message": message, "status": status}, http)
 
     async def _upload(request: Request, bankless: bool) -> Response:
-        form = await _body(request)
+        try:
+            form = await _body(request)
+        except BadBody as exc:
+            return _upload_error(None, str(exc), 0)
         entity_id = form.get("entity_id") or None
         if entity_id is not None and world.find(str(entity_id)) is None:
             return _upload_error(entity_id, "Entity not found", 0)
+        if entity_id is None:  # the API creates the entity even when the upload then fails
+            entity_id = world.create_entity(None, None).entity_id
         bank_name = (form.get("bank_name") or "").strip().lower() or None
         if not bankless and not bank_name:
             return _upload_error(entity_id, "bank_name is required", 0)
@@ -349,8 +366,6 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         if upload is None or isinstance(upload, str):
             return _upload_error(entity_id, "file is required", 0)
         content = await upload.read()
-        if entity_id is None:  # the API creates the entity even when the upload then fails
-            entity_id = world.create_entity(None, None).entity_id
         pos = world.find(entity_id)
         assert pos is not None
         sf = inspect(content)
@@ -469,7 +484,10 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         summary="Create an upload session for a link_id",
     )
     async def create_session(request: Request) -> Response:
-        body = await _body(request)
+        try:
+            body = await _body(request)
+        except BadBody as exc:
+            return _session_error("INVALID_REQUEST", str(exc))
         key = body.get("api_key") or request.headers.get("x-api-key")
         if not _same(key, world.config.api_key) or not _check_token(
             world, request.headers.get("access_token"), request.headers.get("timestamp")
@@ -531,8 +549,6 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         summary="Upload a statement into a session",
     )
     async def upload_session(request: Request) -> Response:
-        form = await _body(request)
-
         def err(code: str, message: str, http: int = 400, session_id: str = "") -> Response:
             return _json(
                 {
@@ -542,6 +558,12 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
                 },
                 http,
             )
+
+        if not request.headers.get("content-type", "").startswith(
+            ("multipart/form-data", "application/x-www-form-urlencoded")
+        ):
+            return err("INVALID_FILE_OBJECT", FORM_ONLY)
+        form = await _body(request)
 
         session = world.sessions.get(str(form.get("session_id") or ""))
         if session is None:
@@ -607,7 +629,33 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
 
     app.include_router(api)
     _sandbox_routes(app, world, faults)
+    app.openapi = lambda: _without_422(app)  # type: ignore[method-assign]
     return app
+
+
+def _without_422(app: FastAPI) -> dict:
+    """FastAPI declares 422 on every operation; this API answers bad input with 400."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            servers=app.servers,
+        )
+        for path in schema["paths"].values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None and "400" not in responses:
+                    ref = {"$ref": "#/components/schemas/Detail"}
+                    responses["400"] = {
+                        "description": "Bad request",
+                        "content": {"application/json": {"schema": ref}},
+                    }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _sandbox_routes(app: FastAPI, world: World, faults: FaultState) -> None:
@@ -630,7 +678,10 @@ def _sandbox_routes(app: FastAPI, world: World, faults: FaultState) -> None:
 
     @admin.post("/faults", summary="Change fault injection; `next` queues exact faults")
     async def set_faults(request: Request) -> Response:
-        body = await _body(request)
+        try:
+            body = await _body(request)
+        except BadBody as exc:
+            return _json({"detail": str(exc)}, 400)
         kinds = body.get("kinds")
         queued = body.get("next") or []
         bad = [k for k in [*(kinds or []), *queued] if k not in FAULT_KINDS]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class _Open(BaseModel):
@@ -21,6 +21,10 @@ class _Open(BaseModel):
 
 class Detail(_Open):
     detail: str = Field(examples=["Authentication credentials were not provided."])
+
+
+class FieldErrors(RootModel[dict[str, list[str]]]):
+    """Django REST framework's per-field validation errors, e.g. {"meta_data": ["..."]}."""
 
 
 class EntityCreated(_Open):

@@ -490,13 +490,12 @@ def recurring_sets(rows: list[gen.Txn]) -> dict:
 def link_overview(world: World, link_id: str) -> dict:
     items = []
     for pos in world.by_link.get(link_id, []):
-        data = world.data(pos)
-        ok = [s for s in data.statements if not s.failed_message]
+        ok = [s for s in world.data(pos).statements if not s.failed_message]
         items.append(
             {
                 "entity_id": world.ids[pos],
                 "months": sorted({m for s in ok for m in _months(s)}),
-                "bank": data.accounts[0].bank if data.accounts else None,
+                "bank": ok[0].bank if ok else None,  # null until a statement was processed
             }
         )
     return {"progress_data": items, "link_id": link_id}

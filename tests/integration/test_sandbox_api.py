@@ -140,6 +140,14 @@ def test_link_id_filter(shared_sandbox: Api) -> None:
     assert shared_sandbox.get("/entity/link_overview/").status_code == 400
 
 
+def test_link_overview_has_no_bank_or_months_until_a_statement_is_processed(make_sandbox) -> None:
+    api = make_sandbox(entities=5)
+    failed_only = api.entity_ids()[SLOT_FAILED_STATEMENT]
+    link = api.get(f"/entity/{failed_only}/").json()["link_id"]
+    [item] = api.get("/entity/link_overview/", params={"link_id": link}).json()["progress_data"]
+    assert item == {"entity_id": failed_only, "months": [], "bank": None}
+
+
 def test_create_entity_appends_to_the_listing(make_sandbox) -> None:
     api = make_sandbox(entities=12)
     r = api.post("/entity/", json={"link_id": "CUST-1", "meta_data": '{"id":123}'})
@@ -438,6 +446,7 @@ def test_bankless_upload_detects_the_bank_or_says_it_cannot(make_sandbox) -> Non
     assert r.status_code == 400 and r.json()["status"] == 5
     missing = api.post("/statement/upload/", data={"bank_name": "hdfc"})
     assert missing.status_code == 400 and missing.json()["message"] == "file is required"
+    assert missing.json()["entity_id"] in api.entity_ids()  # "entity_id is always given"
     unknown = _upload(api, bank_name="hdfc", entity_id="no-such-entity")
     assert unknown.status_code == 400 and unknown.json()["message"] == "Entity not found"
 
