@@ -1,10 +1,24 @@
 """Exceptions of bankconnect-etl.
 
-    BankConnectETLError          base of everything raised on purpose
-    └── UserError                bad input from the person running it (flag, config, value);
-                                 the CLI prints the message and a hint, no traceback
+    BankConnectETLError              base of everything raised on purpose
+    ├── UserError                    something the person running it can fix; the CLI prints
+    │   └── ConfigError              the message and a hint, no traceback
+    └── ApiError                     the BankConnect API did not give what was asked
+        ├── RetriableApiError        transient; the client retries these itself and raises
+        │   │                        one only when attempts or time run out
+        │   ├── TransportError       connection refused/reset/dropped, DNS, timeouts
+        │   ├── RateLimitedError     429 (carries the Retry-After it was given)
+        │   ├── ServerError          500, 502, 503, 504
+        │   └── MalformedResponseError  a body that is not the JSON the endpoint promises
+        └── FatalApiError            retrying cannot help; raised at once
+            ├── AuthError            401, 403: wrong or missing credentials
+            ├── NotFoundError        404: unknown entity, or a page past the end
+            ├── BadRequestError      400: carries the API's error code and message
+            └── UnexpectedStatusError any other status
 
-Every message names what was wrong and where, on one line, and never contains a secret.
+Catch ``RetriableApiError`` to decide whether a whole batch is worth another try later;
+catch ``FatalApiError`` to fail fast. Every message is one line that names the endpoint,
+the status and a redacted URL, and never contains a credential or a PDF password.
 """
 
 from __future__ import annotations
@@ -20,3 +34,77 @@ class UserError(BankConnectETLError):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class ConfigError(UserError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class ApiError(BankConnectETLError):
+    """The API answered something other than what the endpoint promises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        status: int | None = None,
+        url: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.url = url  # already redacted
+        self.attempts = attempts
+
+
+class RetriableApiError(ApiError):
+    """Transient: worth retrying after a pause."""
+
+
+class TransportError(RetriableApiError):
+    """No usable HTTP response: connection failed, dropped mid-body, or timed out."""
+
+
+class RateLimitedError(RetriableApiError):
+    """429 Too Many Requests. ``retry_after`` is the pause the server asked for, in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ServerError(RetriableApiError):
+    """500, 502, 503 or 504."""
+
+
+class MalformedResponseError(RetriableApiError):
+    """A body that is not the JSON the endpoint promises (HTML page, cut JSON, wrong type)."""
+
+
+class FatalApiError(ApiError):
+    """Retrying the same request cannot help."""
+
+
+class AuthError(FatalApiError):
+    """401 or 403: check BANKCONNECT_API_KEY, BANKCONNECT_SERVER_HASH and the access token."""
+
+
+class NotFoundError(FatalApiError):
+    """404: the entity does not exist (or a list page is past the end)."""
+
+
+class BadRequestError(FatalApiError):
+    """400, with the API's own error ``code`` (session pages) and ``api_message``."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, api_message: str | None = None, **kw: object
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.code = code
+        self.api_message = api_message
+
+
+class UnexpectedStatusError(FatalApiError):
+    """A status the API does not document for this endpoint."""

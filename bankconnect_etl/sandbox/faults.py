@@ -87,7 +87,7 @@ class FaultState:
     def retry_after(self) -> str:
         if self._rng.random() < 0.5:
             return str(self.retry_after_s)
-        return formatdate(time() + self.retry_after_s + 1, usegmt=True)
+        return formatdate(time() + self.retry_after_s, usegmt=True)
 
     def describe(self) -> dict:
         return {

@@ -1,0 +1,393 @@
+"""BankConnectClient: one pooled ``requests.Session``, auth headers, retries, redaction.
+
+The client returns plain JSON data (dicts and lists) and raises the typed errors of
+:mod:`bankconnect_etl.errors`. It is safe to share between threads.
+
+Retries. Connection errors, timeouts, 429, 500/502/503/504 and malformed bodies are
+retried with exponential backoff and full jitter (``uniform(0, min(cap, base * 2**n))``),
+at most ``max_attempts`` tries and ``max_retry_time_s`` per request; a 429's
+``Retry-After`` (seconds or HTTP date, parsed by urllib3) is a floor on the wait, and it
+pauses every worker sharing the client, so a burst of 429s slows the whole pool. 400,
+401, 403 and 404 are raised at once. urllib3's ``Retry`` is not used as the loop itself:
+it has no full jitter, cannot retry a 200 whose body is not JSON, has no total-time cap
+and no pool-wide pause.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+from bankconnect_etl import __version__
+from bankconnect_etl.config import Settings
+from bankconnect_etl.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitedError,
+    RetriableApiError,
+    ServerError,
+    TransportError,
+    UnexpectedStatusError,
+)
+
+SNIPPET = 200
+RETRIABLE_STATUS = frozenset({500, 502, 503, 504})
+_SECRET_PARAM = re.compile(r"(key|token|secret|sign|signature|password|credential|hash)", re.I)
+# A quoted body may carry a secret the client has not seen yet (a cut get_pdfs body).
+_SECRET_FIELD = re.compile(
+    r'("(?:pdf_password|api_key|password|server_hash)"\s*:\s*")((?:\\.|[^"\\])*)', re.I
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with every query value that could be a credential replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [
+        (k, "***" if _SECRET_PARAM.search(k) else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+
+
+class Redactor:
+    """Replaces known secret values in any text; thread-safe, and can learn new ones."""
+
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        self._secrets = {s for s in secrets or [] if len(s) >= 3}
+        self._lock = threading.Lock()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 3:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for s in secrets:
+            text = text.replace(s, "***")
+        return _SECRET_FIELD.sub(r"\1***", text)
+
+
+class RateGate:
+    """Shared by all workers: an optional requests-per-second pace and a common pause."""
+
+    def __init__(
+        self, rps: float, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        self.interval = 1 / rps if rps > 0 else 0.0
+        self.clock, self.sleep = clock, sleep
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._paused_until, self._next if self.interval else now)
+            if self.interval:
+                self._next = at + self.interval
+        if at > now:
+            self.sleep(at - now)
+
+    def pause(self, seconds: float) -> None:
+        """Nobody sends before ``seconds`` from now (a 429's Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    requests: dict[str, dict[str, int]]  # endpoint -> status (or error kind) -> count
+    retries: dict[str, dict[str, int]]  # endpoint -> reason -> count
+    bytes_received: int
+    latency_ms: dict[str, float]  # p50, p90, p99, max
+
+    @property
+    def total_requests(self) -> int:
+        return sum(sum(v.values()) for v in self.requests.values())
+
+    @property
+    def total_retries(self) -> int:
+        return sum(sum(v.values()) for v in self.retries.values())
+
+
+@dataclass
+class Metrics:
+    """Counters a run collects; :meth:`snapshot` gives an immutable copy."""
+
+    _requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _retries: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _bytes: int = 0
+    _latencies: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def request(self, endpoint: str, outcome: str, size: int, seconds: float) -> None:
+        with self._lock:
+            self._requests[endpoint, outcome] += 1
+            self._bytes += size
+            self._latencies.append(seconds)
+
+    def retry(self, endpoint: str, reason: str) -> None:
+        with self._lock:
+            self._retries[endpoint, reason] += 1
+
+    def snapshot(self) -> RunMetrics:
+        with self._lock:
+            lat = sorted(self._latencies)
+            nested: dict[str, dict[str, dict[str, int]]] = {"requests": {}, "retries": {}}
+            for name, counter in (("requests", self._requests), ("retries", self._retries)):
+                for (endpoint, key), n in sorted(counter.items()):
+                    nested[name].setdefault(endpoint, {})[key] = n
+            return RunMetrics(nested["requests"], nested["retries"], self._bytes, _percentiles(lat))
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+
+    def at(q: float) -> float:
+        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
+
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(values[-1] * 1000, 1)}
+
+
+class BankConnectClient:
+    """The BankConnect v1 API. Endpoint methods return the decoded JSON body."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if settings.base_url is None:
+            raise ValueError(
+                "settings.base_url is required (start the sandbox and pass its base_url)"
+            )
+        self.settings = settings
+        self.base_url = settings.base_url
+        self.clock, self.sleep = clock, sleep
+        self.rng = rng or random.Random()
+        self.metrics = metrics or Metrics()
+        self.redact = Redactor(settings.secrets())
+        self.gate = RateGate(settings.rate_limit_rps, clock, sleep)
+        self._signer = settings.signer() if settings.access_token_secret else None
+        self.session = session or self._new_session(settings.concurrency)
+        self.session.headers["User-Agent"] = f"bankconnect-etl/{__version__}"
+        self._retry_after = Retry()
+
+    @staticmethod
+    def _new_session(pool: int) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool, 1), max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> BankConnectClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ endpoints
+
+    def entity_page(
+        self, page: int = 1, link_id: str | None = None, url: str | None = None
+    ) -> dict:
+        params = None if url else {"page": page, **({"link_id": link_id} if link_id else {})}
+        return self.get_json("entity_list", url or "/entity/", params=params, server_hash=True)
+
+    def entity(self, entity_id: str) -> dict:
+        return self.get_json("entity", f"/entity/{entity_id}/", server_hash=True)
+
+    def analysis(self, entity_id: str, endpoint: str) -> dict:
+        """accounts, identity, transactions, salary, recurring_transactions, lender_transactions."""
+        return self.get_json(endpoint, f"/entity/{entity_id}/{endpoint}/")
+
+    def get_pdfs(self, entity_id: str) -> dict:
+        return self.get_json("get_pdfs", f"/entity/{entity_id}/get_pdfs/", server_hash=True)
+
+    def link_overview(self, link_id: str) -> dict:
+        return self.get_json("link_overview", "/entity/link_overview/", params={"link_id": link_id})
+
+    def net_banking_health(self) -> list:
+        return self.get_json("net_banking_health", "/net_banking_health/", expect=list)
+
+    # ------------------------------------------------------------------ transport
+
+    def _headers(self, server_hash: bool) -> dict[str, str]:
+        s = self.settings
+        headers = {"Accept": "application/json"}
+        if s.api_key is not None:
+            headers["x-api-key"] = s.api_key.get_secret_value()
+        if server_hash and s.server_hash is not None:
+            headers["server-hash"] = s.server_hash.get_secret_value()
+        if self._signer is not None and s.access_token_secret is not None:
+            stamp = str(int(time.time()))
+            headers["ACCESS_TOKEN"] = self._signer(stamp, s.access_token_secret.get_secret_value())
+            headers["TIMESTAMP"] = stamp
+        return headers
+
+    def get_json(
+        self,
+        endpoint: str,
+        path_or_url: str,
+        *,
+        params: dict | None = None,
+        expect: type = dict,
+        server_hash: bool = False,
+    ) -> Any:
+        """GET and decode, retrying what is transient. Raises an ApiError subclass."""
+        url = (
+            path_or_url
+            if path_or_url.startswith(("http://", "https://"))
+            else self.base_url + path_or_url
+        )
+        started = self.clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.gate.wait()
+            try:
+                return self._once(endpoint, url, params, expect, server_hash, attempt)
+            except RetriableApiError as exc:
+                wait = self._backoff(attempt, exc)
+                spent = self.clock() - started
+                if (
+                    attempt >= self.settings.max_attempts
+                    or spent + wait > self.settings.max_retry_time_s
+                ):
+                    exc.attempts = attempt
+                    exc.args = (f"{exc.args[0]} (gave up after {attempt} attempts, {spent:.1f} s)",)
+                    raise
+                self.metrics.retry(endpoint, _reason(exc))
+                self.sleep(wait)
+
+    def _backoff(self, attempt: int, exc: RetriableApiError) -> float:
+        s = self.settings
+        wait = self.rng.uniform(0, min(s.backoff_cap_s, s.backoff_base_s * 2 ** (attempt - 1)))
+        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return wait
+
+    def _once(
+        self,
+        endpoint: str,
+        url: str,
+        params: dict | None,
+        expect: type,
+        server_hash: bool,
+        attempt: int,
+    ) -> Any:
+        s = self.settings
+        shown = redact_url(url)
+        t0 = self.clock()
+        try:
+            resp = self.session.get(
+                url,
+                params=params,
+                headers=self._headers(server_hash),
+                timeout=(s.connect_timeout_s, s.read_timeout_s),
+            )
+            body = resp.content  # a connection dropped mid-body raises here
+        except requests.RequestException as exc:
+            kind = "timeout" if isinstance(exc, requests.Timeout) else "connection"
+            self.metrics.request(endpoint, kind, 0, self.clock() - t0)
+            cause = self.redact(f"{type(exc).__name__}: {exc}")[:SNIPPET]
+            raise TransportError(
+                f"{endpoint}: {kind} error from {shown}: {cause}",
+                endpoint=endpoint,
+                url=shown,
+                attempts=attempt,
+            ) from None
+        status = resp.status_code
+        self.metrics.request(endpoint, str(status), len(body), self.clock() - t0)
+        shown = redact_url(resp.url or url)
+        ctype = resp.headers.get("content-type", "")
+        where = dict(endpoint=endpoint, status=status, url=shown, attempts=attempt)
+
+        def describe(what: str) -> str:
+            snippet = self.redact(body[:SNIPPET].decode("utf-8", "replace"))
+            ctype_shown = ctype or "no content-type"
+            return f"{endpoint}: {what}: HTTP {status} {ctype_shown} from {shown}: {snippet!r}"
+
+        if status in (200, 201):
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise MalformedResponseError(describe("body is not JSON"), **where) from None
+            if not isinstance(data, expect):
+                raise MalformedResponseError(
+                    describe(f"expected a JSON {expect.__name__}, got {type(data).__name__}"),
+                    **where,
+                )
+            return data
+        if status == 429:
+            after = resp.headers.get("Retry-After")
+            seconds = self._retry_after.parse_retry_after(after) if after else None
+            if seconds:
+                self.gate.pause(seconds)
+            raise RateLimitedError(describe("rate limited"), retry_after=seconds, **where)
+        if status in RETRIABLE_STATUS:
+            raise ServerError(describe("server error"), **where)
+        if status in (401, 403):
+            raise AuthError(
+                describe(
+                    "authentication failed; check BANKCONNECT_API_KEY and BANKCONNECT_SERVER_HASH"
+                ),
+                **where,
+            )
+        if status == 404:
+            raise NotFoundError(describe("not found"), **where)
+        if status == 400:
+            code, message = _api_error(body)
+            raise BadRequestError(describe("bad request"), code=code, api_message=message, **where)
+        raise UnexpectedStatusError(describe("unexpected status"), **where)
+
+
+def _api_error(body: bytes) -> tuple[str | None, str | None]:
+    """The API's error code and message from either documented 400 shape."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    err = data.get("error")
+    if isinstance(err, dict):
+        return err.get("code"), err.get("message")
+    return None, data.get("message") or data.get("detail")
+
+
+def _reason(exc: ApiError) -> str:
+    if isinstance(exc, TransportError):
+        return "transport"
+    if isinstance(exc, MalformedResponseError):
+        return "malformed"
+    return str(exc.status)

@@ -1,0 +1,161 @@
+"""Settings: one object, read from the environment, a ``.env`` file, or given by a flow.
+
+Every variable is ``BANKCONNECT_<FIELD>`` (e.g. ``BANKCONNECT_API_KEY``). With no
+``BANKCONNECT_BASE_URL`` the pipeline runs against the embedded sandbox with the sandbox's
+own credentials. A Prefect deployment passes secrets it loaded from Secret blocks as
+keyword arguments to :meth:`Settings.load`; nothing here imports Prefect.
+
+Secrets are :class:`pydantic.SecretStr`: they print as ``**********`` in ``repr``, logs
+and exceptions, and are read only where a request header is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import ipaddress
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bankconnect_etl.errors import ConfigError
+
+ENV_PREFIX = "BANKCONNECT_"
+Signer = Callable[[str, str], str]  # (timestamp, secret) -> ACCESS_TOKEN
+
+
+def hmac_sha256_signer(timestamp: str, secret: str) -> str:
+    """Default ACCESS_TOKEN: hex HMAC-SHA256 of the TIMESTAMP header, keyed with the secret."""
+    return hmac.new(secret.encode(), timestamp.encode(), hashlib.sha256).hexdigest()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    base_url: str | None = Field(
+        None,
+        description="API root with version, e.g. https://portal.finbox.in/bank-connect/v1; "
+        "unset: the embedded sandbox",
+    )
+    api_key: SecretStr | None = Field(None, description="x-api-key")
+    server_hash: SecretStr | None = Field(
+        None, description="server-hash for the management endpoints"
+    )
+    access_token_secret: SecretStr | None = Field(
+        None, description="enables ACCESS_TOKEN + TIMESTAMP"
+    )
+    access_token_signer: str | None = Field(
+        None, description="module:function(timestamp, secret) -> token; default HMAC-SHA256 hex"
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per request")
+    read_timeout_s: float = Field(60.0, gt=0, description="wait for response bytes per request")
+    concurrency: int = Field(8, ge=1, le=256, description="parallel requests (and pool size)")
+    rate_limit_rps: float = Field(
+        0.0, ge=0, description="requests per second for all workers; 0 = no limit"
+    )
+    max_attempts: int = Field(6, ge=1, le=50, description="tries per request, retries included")
+    max_retry_time_s: float = Field(
+        300.0, gt=0, description="give up retrying one request after this"
+    )
+    backoff_base_s: float = Field(
+        0.5, gt=0, description="first retry waits up to this (full jitter)"
+    )
+    backoff_cap_s: float = Field(30.0, gt=0, description="longest wait between retries")
+    poll_initial_s: float = Field(2.0, gt=0, description="first re-poll of a processing endpoint")
+    poll_max_s: float = Field(30.0, gt=0, description="longest wait between polls")
+    poll_deadline_s: float = Field(
+        900.0, gt=0, description="per entity; still processing after it = pending"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "expected an http(s) URL such as https://portal.finbox.in/bank-connect/v1, "
+                f"got {value!r}"
+            )
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError(
+                f"plain http is refused except on loopback; use https://{parts.netloc}{parts.path}"
+            )
+        if parts.username or parts.password or parts.query:
+            raise ValueError("put credentials in BANKCONNECT_API_KEY, not in the URL")
+        return value
+
+    @field_validator("access_token_signer")
+    @classmethod
+    def _signer_spec(cls, value: str | None) -> str | None:
+        if value and (value.count(":") != 1 or not all(value.split(":"))):
+            raise ValueError(f"expected module:function, got {value!r}")
+        return value or None
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Settings from the environment and .env, with ``overrides`` on top; ConfigError if bad."""
+        try:
+            settings = cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "?"
+            message = first["msg"].removeprefix("Value error, ")
+            raise ConfigError(
+                f"{ENV_PREFIX}{field.upper()}: {message}",
+                hint="see the configuration table in README.md",
+            ) from None
+        if settings.base_url is not None:
+            missing = [n for n in ("api_key", "server_hash") if getattr(settings, n) is None]
+            if missing:
+                names = " and ".join(ENV_PREFIX + n.upper() for n in missing)
+                raise ConfigError(
+                    f"{names} must be set when BANKCONNECT_BASE_URL is",
+                    hint="export them, put them in .env, or use a Prefect Secret block",
+                )
+        return settings
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.base_url is None
+
+    def signer(self) -> Signer:
+        if not self.access_token_signer:
+            return hmac_sha256_signer
+        module, _, name = self.access_token_signer.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"BANKCONNECT_ACCESS_TOKEN_SIGNER: cannot import {self.access_token_signer}: {exc}"
+            ) from None
+        if not callable(fn):
+            raise ConfigError(
+                f"BANKCONNECT_ACCESS_TOKEN_SIGNER: {self.access_token_signer} is not callable"
+            )
+        return fn
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for scrubbing text that might quote one."""
+        values = (self.api_key, self.server_hash, self.access_token_secret)
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]

@@ -1,0 +1,317 @@
+"""The client's error paths, retries, pacing and redaction, with an injected session."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from email.utils import formatdate
+
+import pytest
+import requests
+
+from bankconnect_etl.client import BankConnectClient, RateGate, redact_url
+from bankconnect_etl.config import Settings
+from bankconnect_etl.errors import (
+    AuthError,
+    BadRequestError,
+    ConfigError,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+
+API_KEY = "live-key-1234567890"
+SERVER_HASH = "server-hash-abcdef"
+BASE = "https://api.example.test/bank-connect/v1"
+OK = b'{"entity_id": "e1", "progress": [], "accounts": [], "fraud": {}}'
+
+
+def response(
+    status: int, body: bytes = OK, ctype: str = "application/json", **headers: str
+) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r._content = body
+    r.headers["content-type"] = ctype
+    r.headers.update(headers)
+    r.url = BASE + "/entity/e1/accounts/"
+    return r
+
+
+class FakeSession(requests.Session):
+    """Answers from a script of responses or exceptions; records what was asked."""
+
+    def __init__(self, script: list) -> None:
+        super().__init__()
+        self.script = list(script)
+        self.calls: list[dict] = []
+
+    def get(self, url, **kw):  # type: ignore[no-untyped-def, override]
+        self.calls.append({"url": url, **kw})
+        nxt = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(nxt, BaseException):
+            raise nxt
+        return nxt
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client(
+    script: list, t: FakeTime | None = None, **settings: object
+) -> tuple[BankConnectClient, FakeSession, FakeTime]:
+    t = t or FakeTime()
+    settings = {"base_url": BASE, "api_key": API_KEY, "server_hash": SERVER_HASH, **settings}
+    session = FakeSession(script)
+    c = BankConnectClient(
+        Settings.load(**settings),
+        session=session,
+        clock=t.clock,
+        sleep=t.sleep,
+        rng=random.Random(4),
+    )
+    return c, session, t
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        response(500, b"<h1>Server Error (500)</h1>", "text/html"),
+        response(502, b"<html>502 Bad Gateway</html>", "text/html"),
+        response(503, b'{"detail": "unavailable"}'),
+        response(504, b"<html>504</html>", "text/html"),
+        response(429, b'{"detail": "throttled"}', **{"Retry-After": "1"}),
+        response(200, b"<!DOCTYPE html><html>maintenance</html>", "text/html"),
+        response(200, b'{"entity_id": "e1", "progr'),
+        requests.ConnectionError("Connection reset by peer"),
+        requests.exceptions.ChunkedEncodingError(
+            "IncompleteRead(100 bytes read, 200 more expected)"
+        ),
+        requests.ReadTimeout("Read timed out. (read timeout=60)"),
+    ],
+    ids=["500", "502", "503", "504", "429", "html-200", "truncated", "reset", "dropped", "timeout"],
+)
+def test_transient_failures_are_retried_then_succeed(failure: object) -> None:
+    c, session, t = client([failure, failure, response(200)])
+    assert c.analysis("e1", "accounts")["entity_id"] == "e1"
+    assert len(session.calls) == 3 and len(t.sleeps) == 2
+    assert c.metrics.snapshot().total_retries == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, AuthError),
+        (403, AuthError),
+        (404, NotFoundError),
+        (400, BadRequestError),
+        (418, Exception),
+    ],
+)
+def test_client_errors_are_raised_at_once(status: int, error: type) -> None:
+    c, session, _ = client([response(status, b'{"detail": "nope"}')])
+    with pytest.raises(error) as info:
+        c.analysis("e1", "accounts")
+    assert len(session.calls) == 1
+    assert f"HTTP {status}" in str(info.value) and "accounts" in str(info.value)
+
+
+def test_bad_request_carries_the_api_code_in_both_shapes() -> None:
+    session_shape = (
+        b'{"session_id": "", "statement_id": "", "error": '
+        b'{"code": "PDF_IS_IMAGE", "message": "Scanned images are not supported"}}'
+    )
+    c, _, _ = client([response(400, session_shape)])
+    with pytest.raises(BadRequestError) as info:
+        c.analysis("e1", "accounts")
+    assert (info.value.code, info.value.api_message) == (
+        "PDF_IS_IMAGE",
+        "Scanned images are not supported",
+    )
+    c, _, _ = client([response(400, b'{"entity_id": "e1", "message": "PDF is not parsable"}')])
+    with pytest.raises(BadRequestError) as info:
+        c.analysis("e1", "accounts")
+    assert (info.value.code, info.value.api_message) == (None, "PDF is not parsable")
+
+
+def test_malformed_error_names_endpoint_status_type_and_first_200_chars() -> None:
+    page = b"<!DOCTYPE html><html>" + b"x" * 500
+    c, _, _ = client([response(200, page, "text/html; charset=utf-8")], max_attempts=1)
+    with pytest.raises(MalformedResponseError) as info:
+        c.analysis("e1", "transactions")
+    text = str(info.value)
+    assert text.startswith(
+        "transactions: body is not JSON: HTTP 200 text/html; charset=utf-8 from https://"
+    )
+    assert "<!DOCTYPE html><html>xxx" in text and "x" * 200 not in text
+    assert "\n" not in text
+
+
+def test_wrong_top_level_type_is_malformed() -> None:
+    c, _, _ = client([response(200, b"[1, 2]")], max_attempts=1)
+    with pytest.raises(MalformedResponseError, match="expected a JSON dict, got list"):
+        c.analysis("e1", "accounts")
+    c, _, _ = client([response(200, b'{"a": 1}')], max_attempts=1)
+    with pytest.raises(MalformedResponseError, match="expected a JSON list, got dict"):
+        c.net_banking_health()
+
+
+def test_retry_after_in_seconds_is_a_floor_on_the_wait() -> None:
+    c, _, t = client([response(429, **{"Retry-After": "7"}), response(200)])
+    c.analysis("e1", "accounts")
+    assert t.sleeps and t.sleeps[-1] >= 7
+
+
+def test_retry_after_as_an_http_date() -> None:
+    when = formatdate(time.time() + 30, usegmt=True)
+    c, _, t = client([response(429, **{"Retry-After": when}), response(200)])
+    c.analysis("e1", "accounts")
+    assert 27 <= sum(t.sleeps) <= 31
+
+
+def test_a_429_pauses_every_worker_sharing_the_client() -> None:
+    c, _, t = client([response(429, **{"Retry-After": "12"}), response(200)])
+    c.analysis("e1", "accounts")
+    other_worker = FakeTime()
+    other_worker.now = t.now - 12  # another thread asking just after the 429 arrived
+    c.gate.clock, c.gate.sleep = other_worker.clock, other_worker.sleep
+    c.gate.wait()
+    assert other_worker.sleeps and other_worker.sleeps[0] >= 11
+
+
+def test_backoff_is_full_jitter_within_exponential_bounds() -> None:
+    waits: list[list[float]] = []
+    for seed in range(40):
+        c, _, t = client([response(503)], max_attempts=6, backoff_base_s=0.5, backoff_cap_s=3)
+        c.rng = random.Random(seed)
+        with pytest.raises(ServerError):
+            c.analysis("e1", "accounts")
+        waits.append(t.sleeps)
+    for run in waits:
+        assert len(run) == 5
+        for n, w in enumerate(run, start=1):
+            assert 0 <= w <= min(3, 0.5 * 2 ** (n - 1))
+    firsts = [run[0] for run in waits]
+    assert min(firsts) < 0.1 and max(firsts) > 0.4  # spread over the whole range, not a fixed delay
+
+
+def test_attempts_are_capped() -> None:
+    c, session, _ = client([response(503)], max_attempts=4)
+    with pytest.raises(ServerError) as info:
+        c.analysis("e1", "accounts")
+    assert len(session.calls) == 4 and info.value.attempts == 4
+    assert "gave up after 4 attempts" in str(info.value)
+
+
+def test_total_retry_time_is_capped() -> None:
+    c, session, t = client(
+        [response(429, **{"Retry-After": "20"})], max_attempts=50, max_retry_time_s=60
+    )
+    with pytest.raises(RateLimitedError):
+        c.analysis("e1", "accounts")
+    assert (
+        sum(t.sleeps) == 60 and len(session.calls) == 4
+    )  # at 0, 20, 40, 60 s; an 80 s try would pass the cap
+
+
+def test_rate_limit_paces_all_requests() -> None:
+    t = FakeTime()
+    gate = RateGate(rps=4, clock=t.clock, sleep=t.sleep)
+    for _ in range(9):
+        gate.wait()
+    assert t.now - 1000.0 == pytest.approx(2.0)  # 9 requests at 4/s: the 9th at 2 s
+
+
+def test_headers_sent_where_the_api_asks_for_them() -> None:
+    c, session, _ = client(
+        [response(200, b'{"count": 0, "next": null, "previous": null, "results": []}')],
+        access_token_secret="tok-secret",
+    )
+    c.entity_page(1)
+    c.analysis("e1", "accounts")
+    page_headers, analysis_headers = session.calls[0]["headers"], session.calls[1]["headers"]
+    assert page_headers["x-api-key"] == API_KEY and page_headers["server-hash"] == SERVER_HASH
+    assert "server-hash" not in analysis_headers
+    assert len(page_headers["ACCESS_TOKEN"]) == 64 and page_headers["TIMESTAMP"].isdigit()
+    assert session.calls[0]["timeout"] == (5.0, 60.0)
+
+
+def test_secrets_never_appear_in_errors_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    echo = (
+        f'{{"detail": "bad key {API_KEY} / {SERVER_HASH}", '
+        '"statements": [{"pdf_password": "PDFPW0412'
+    ).encode()
+    c, _, _ = client([response(401, echo)])
+    with pytest.raises(AuthError) as auth:
+        c.entity_page(1)
+    c, _, _ = client([response(200, echo)], max_attempts=1)
+    with pytest.raises(MalformedResponseError) as cut:
+        c.get_pdfs("e1")
+    with pytest.raises(TransportError) as transport:
+        client(
+            [requests.ConnectionError(f"failed for {BASE}/x?api_key={API_KEY}")], max_attempts=1
+        )[0].entity("e1")
+    texts = [str(auth.value), str(cut.value), str(transport.value), repr(c.settings), caplog.text]
+    for text in texts:
+        for secret in (API_KEY, SERVER_HASH, "PDFPW0412"):
+            assert secret not in text
+
+
+def test_redact_url_hides_credential_like_query_values() -> None:
+    url = "https://files.test/s.pdf?X-Amz-Signature=abc&X-Amz-Credential=AKIA/x&page=2&api_key=k"
+    assert (
+        redact_url(url)
+        == "https://files.test/s.pdf?X-Amz-Signature=***&X-Amz-Credential=***&page=2&api_key=***"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"base_url": "http://api.example.test/v1"},
+            "BANKCONNECT_BASE_URL: plain http is refused except on loopback",
+        ),
+        ({"base_url": "ftp://x"}, "BANKCONNECT_BASE_URL: expected an http(s) URL"),
+        (
+            {"base_url": "https://u:p@api.test/v1"},
+            "BANKCONNECT_BASE_URL: put credentials in BANKCONNECT_API_KEY",
+        ),
+        ({"base_url": BASE, "api_key": None}, "BANKCONNECT_API_KEY must be set"),
+        ({"concurrency": 0}, "BANKCONNECT_CONCURRENCY: Input should be greater than or equal to 1"),
+        ({"read_timeout_s": "soon"}, "BANKCONNECT_READ_TIMEOUT_S: Input should be a valid number"),
+        (
+            {"access_token_signer": "nomodule"},
+            "BANKCONNECT_ACCESS_TOKEN_SIGNER: expected module:function",
+        ),
+    ],
+)
+def test_bad_settings_are_one_line_config_errors(env: dict, message: str) -> None:
+    settings = {"base_url": BASE, "api_key": API_KEY, "server_hash": SERVER_HASH, **env}
+    with pytest.raises(ConfigError) as info:
+        Settings.load(**{k: v for k, v in settings.items() if v is not None})
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_settings_from_environment_and_loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANKCONNECT_BASE_URL", "http://127.0.0.1:8000/bank-connect/v1/")
+    monkeypatch.setenv("BANKCONNECT_API_KEY", API_KEY)
+    monkeypatch.setenv("BANKCONNECT_SERVER_HASH", SERVER_HASH)
+    monkeypatch.setenv("BANKCONNECT_CONCURRENCY", "16")
+    s = Settings.load()
+    assert s.base_url == "http://127.0.0.1:8000/bank-connect/v1" and s.concurrency == 16
+    assert API_KEY not in repr(s) and API_KEY not in str(s)
