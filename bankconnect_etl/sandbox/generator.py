@@ -12,12 +12,13 @@ Money is held in paise (int) throughout; the API layer turns it into JSON number
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from bankconnect_etl.vocab import BANK_IFSC_PREFIX
 
@@ -285,7 +286,13 @@ class EntityData:
     header: EntityHeader
     accounts: tuple[Account, ...]
     statements: tuple[Statement, ...]
-    transactions: tuple[Txn, ...] = field(repr=False)
+    _rows: Callable[[], tuple[Txn, ...]] = field(repr=False, compare=False)
+
+    @cached_property
+    def transactions(self) -> tuple[Txn, ...]:
+        """Every row of every account, in account then row order; built on first use,
+        because it is most of the cost and accounts, identity and get_pdfs never need it."""
+        return self._rows()
 
     def statement(self, statement_id: str) -> Statement | None:
         return next((s for s in self.statements if s.statement_id == statement_id), None)
@@ -301,17 +308,32 @@ FAILED_MESSAGES = (
 def build_entity(seed: int, header: EntityHeader, plans: Sequence[AccountPlan]) -> EntityData:
     accounts: list[Account] = []
     statements: list[Statement] = []
-    txns: list[Txn] = []
+    parts: list[tuple[AccountPlan, Account, list[Statement]]] = []
     for plan in plans:
         if not plan.windows:
             continue
         account = _account(seed, plan)
-        accounts.append(account)
         stmts = _statements(seed, plan, account)
+        if plan.fraud_window is not None and plan.fraud_window < len(stmts):
+            target = stmts[plan.fraud_window]
+            tampered = _first_break(
+                _account_transactions(seed, plan, account, stmts), target.statement_id
+            )
+            entry = ("inconsistent_transaction", tampered) if tampered else ("author_fraud", None)
+            stmts[plan.fraud_window] = replace(target, fraud=(entry,))
+        accounts.append(account)
         statements.extend(stmts)
-        txns.extend(_account_transactions(seed, plan, account, stmts))
+        parts.append((plan, account, stmts))
     statements.sort(key=lambda s: (s.uploaded_on, s.statement_id))
-    return EntityData(header, tuple(accounts), tuple(statements), tuple(txns))
+
+    def rows() -> tuple[Txn, ...]:
+        return tuple(
+            t
+            for plan, account, stmts in parts
+            for t in _account_transactions(seed, plan, account, stmts)
+        )
+
+    return EntityData(header, tuple(accounts), tuple(statements), rows)
 
 
 FIRST_NAMES = (
@@ -1054,36 +1076,12 @@ def _tamper(seed: int, plan: AccountPlan, rows: list[Txn], stmt: Statement) -> l
     return rows
 
 
-def fraud_of(
-    data_statements: Iterable[Statement],
-    txns: Sequence[Txn],
-    plans: Sequence[AccountPlan],
-    seed: int,
-) -> dict[str, tuple[tuple[str, str | None], ...]]:
-    """Statement id -> the fraud entries the API reports for it."""
-    out: dict[str, tuple[tuple[str, str | None], ...]] = {}
-    by_stmt = {s.statement_id: s for s in data_statements}
-    for plan in plans:
-        if plan.fraud_window is None:
-            continue
-        sid = uuid_for(seed, plan.key, "statement", plan.fraud_window)
-        if sid not in by_stmt:
-            continue
-        tampered = _tampered_hash(seed, plan, txns, sid)
-        out[sid] = (
-            (("inconsistent_transaction", tampered),) if tampered else (("author_fraud", None),)
-        )
-    return out
-
-
-def _tampered_hash(seed: int, plan: AccountPlan, txns: Sequence[Txn], sid: str) -> str | None:
-    prev: Txn | None = None
-    for t in txns:
-        if prev is not None and t.account_id == prev.account_id:
-            expected = prev.balance + (t.amount if t.ttype == "credit" else -t.amount)
-            if expected != t.balance and t.statement_id == sid:
-                return t.hash
-        prev = t
+def _first_break(rows: Sequence[Txn], statement_id: str) -> str | None:
+    """Hash of the first row of ``statement_id`` whose balance does not follow."""
+    for prev, t in itertools.pairwise(rows):
+        expected = prev.balance + (t.amount if t.ttype == "credit" else -t.amount)
+        if expected != t.balance and t.statement_id == statement_id:
+            return t.hash
     return None
 
 
@@ -1094,17 +1092,7 @@ def generated_entity(seed: int, index: int, extra: tuple[int, ...] = ()) -> Enti
     plans = tuple(
         extend_plan(seed, p, extra[k] if k < len(extra) else 0) for k, p in enumerate(plans)
     )
-    data = build_entity(seed, entity_header(seed, index), plans)
-    return _with_fraud(seed, data, plans)
+    return build_entity(seed, entity_header(seed, index), plans)
 
 
-def _with_fraud(seed: int, data: EntityData, plans: Sequence[AccountPlan]) -> EntityData:
-    fraud = fraud_of(data.statements, data.transactions, plans, seed)
-    if not fraud:
-        return data
-    stmts = tuple(replace(s, fraud=fraud.get(s.statement_id, ())) for s in data.statements)
-    return replace(data, statements=stmts)
-
-
-def entity_from_plans(seed: int, header: EntityHeader, plans: Sequence[AccountPlan]) -> EntityData:
-    return _with_fraud(seed, build_entity(seed, header, plans), plans)
+entity_from_plans = build_entity

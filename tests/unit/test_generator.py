@@ -38,7 +38,7 @@ def test_same_seed_same_world_and_other_seed_other_world() -> None:
     a = gen.build_entity(7, gen.entity_header(7, 3), gen.entity_plans(7, 3))
     b = gen.build_entity(7, gen.entity_header(7, 3), gen.entity_plans(7, 3))
     c = gen.build_entity(8, gen.entity_header(8, 3), gen.entity_plans(8, 3))
-    assert a == b
+    assert a == b and a.transactions == b.transactions
     assert a.header.entity_id != c.header.entity_id
     assert {t.hash for t in a.transactions}.isdisjoint(t.hash for t in c.transactions)
 
