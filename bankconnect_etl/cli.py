@@ -175,7 +175,7 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
-    from bankconnect_etl.sandbox.server import bind, serve_forever
+    from bankconnect_etl.sandbox.server import bind, build_server, serve_forever
     from bankconnect_etl.sandbox.world import SANDBOX_API_KEY, SANDBOX_SERVER_HASH, SandboxConfig
 
     secret = None
@@ -206,6 +206,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
             hint="choose another --port, or --port 0 for a free one",
         ) from exc
+    server = build_server(config, args.log_level)
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     default_creds = args.api_key == SANDBOX_API_KEY and args.server_hash == SANDBOX_SERVER_HASH
@@ -235,7 +236,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     print("\n".join(lines), flush=True)
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: that is a normal stop.
     with contextlib.suppress(KeyboardInterrupt):
-        serve_forever(config, sock, args.log_level)
+        serve_forever(server, sock)
     print("sandbox stopped", flush=True)
     return EXIT_OK
 
