@@ -40,6 +40,7 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.bench
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/extract.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -203,7 +203,10 @@ class Extractor:
             try:
                 while queue or inflight:
                     now = self.clock()
-                    while queue and queue[0].at <= now and len(inflight) < self.workers:
+                    # Up to two requests per worker: one running, one queued in the pool, so
+                    # no worker waits for this loop to hand it the next request.
+                    cap = 2 * self.workers
+                    while queue and queue[0].at <= now and len(inflight) < cap:
                         item = heapq.heappop(queue)
                         if bundles[item.entity_id].status == "failed":
                             continue
@@ -212,7 +215,11 @@ class Extractor:
                         if queue:
                             self.sleep(max(0.0, queue[0].at - self.clock()))
                         continue
-                    timeout = max(0.0, queue[0].at - now) if queue else None
+                    # Full, or nothing else scheduled: wait for a result. Otherwise wake for
+                    # the next poll that falls due (never 0 here: due work was submitted).
+                    timeout = (
+                        None if len(inflight) >= cap or not queue else max(0.0, queue[0].at - now)
+                    )
                     done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
                     for fut in done:
                         item = inflight.pop(fut)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import http.client
 import json
 import multiprocessing as mp
@@ -38,18 +37,17 @@ import os
 import platform
 import queue
 import random
-import re
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from _common import Sandbox, cpu_split, table
 
 API = "/bank-connect/v1"
 AUTH = {"x-api-key": "sandbox-api-key", "server-hash": "sandbox-server-hash"}
@@ -71,18 +69,9 @@ CONNECTIONS = 4
 WARMUP_S = 1.0
 CONNECT_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
-START_TIMEOUT_S = 180.0
 SWEEP_BUDGET_S = 0.05  # per request, to bound a sweep that stops making progress
 BANNER_LINES = 8  # what `bankconnect-etl sandbox` prints before serving
 ROUNDS = 3  # ping and entity list alternate; the best round of each is compared
-
-
-def cpu_split() -> tuple[set[int], set[int]]:
-    """The server's core and the clients' cores; both empty if there is only one."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cpus) < 2:
-        return set(), set()
-    return {cpus[0]}, set(cpus[1:])
 
 
 @dataclass
@@ -379,104 +368,6 @@ def sweep(
 # --------------------------------------------------------------------------- the server
 
 
-def _prepare_server() -> None:
-    """In the server's process before exec: pin it, and have Linux send it SIGTERM if this
-    benchmark dies without cleaning up."""
-    server_cpus = cpu_split()[0]
-    if server_cpus:
-        os.sched_setaffinity(0, server_cpus)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def server_command(entities: int) -> list[str]:
-    script = Path(sys.executable).parent / "bankconnect-etl"
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "bankconnect_etl.cli"]
-    return [*head, "sandbox", "--port", "0", "--entities", str(entities)]
-
-
-class Sandbox:
-    """The sandbox CLI in a subprocess, with its output kept for the report."""
-
-    def __init__(self, entities: int) -> None:
-        self.command = server_command(entities)
-        self.lines: deque[str] = deque(maxlen=200)
-        self.line_count = 0
-        self._lines: queue.Queue[str] = queue.Queue()
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-        self.listening_s = self.ready_s = 0.0
-
-    def start(self) -> None:
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=_prepare_server,
-        )
-        threading.Thread(target=self._read_output, daemon=True).start()
-        self.port = self._wait_for_port(t0 + START_TIMEOUT_S)
-        self.listening_s = time.monotonic() - t0
-        self._wait_for_ping(t0 + START_TIMEOUT_S)
-        self.ready_s = time.monotonic() - t0
-
-    def _read_output(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            self.line_count += 1
-            if not self.port:
-                self._lines.put(line)
-
-    def _wait_for_port(self, until: float) -> int:
-        while (left := until - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=min(left, 1.0))
-            except queue.Empty:
-                self._check_alive()
-                continue
-            match = re.search(r"listening on\s+http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                return int(match.group(1))
-        raise TimeoutError("the sandbox printed no 'listening on' line")
-
-    def _wait_for_ping(self, until: float) -> None:
-        while time.monotonic() < until:
-            self._check_alive()
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
-            try:
-                if _fetch(conn, "/sandbox/ping", {})[0] == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
-            time.sleep(0.01)
-        raise TimeoutError("the sandbox never answered /sandbox/ping")
-
-    def _check_alive(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            tail = "\n".join(list(self.lines)[-20:])
-            raise RuntimeError(f"the sandbox exited with {self.proc.returncode}:\n{tail}")
-
-    def process(self) -> psutil.Process:
-        assert self.proc is not None
-        return psutil.Process(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 class RssSampler:
     """Samples the server's RSS in the background, so a peak between checkpoints shows."""
 
@@ -528,16 +419,6 @@ def _pct(values: list[float], q: float) -> float:
 
 def _errors(stats: Stats) -> str:
     return ", ".join(f"{k} x{v}" for k, v in stats.errors.most_common()) or "0"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def load_row(name: str, load: Load) -> list[str]:

@@ -7,6 +7,9 @@ Kinds (``--fault-kinds``, default all):
 - ``502``, ``504`` a load balancer's HTML error page
 - ``503``        a JSON ``detail`` body
 - ``slow``       the real response, held for ``slow_ms`` (longer than a client's read timeout)
+
+``latency_ms`` makes every API answer take at least that long from arrival, the route's
+own work overlapping the wait, without blocking other requests.
 - ``drop``       headers and half the body, then the connection is closed
 - ``truncated``  200 with a JSON body cut short
 - ``html``       200 with an HTML maintenance page instead of JSON
@@ -111,12 +114,12 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         st = self.state
-        if st.latency_ms > 0:
-            await asyncio.sleep(st.latency_ms / 1000)
         kind = st.draw()
         if kind is None:
-            await self.app(scope, receive, send)
+            await self._answer_after_latency(scope, receive, send)
             return
+        if st.latency_ms > 0:
+            await asyncio.sleep(st.latency_ms / 1000)
         st.injected[kind] += 1
         if kind == "429":
             after = st.retry_after()
@@ -149,6 +152,29 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
         else:
             await self._mangle(kind, scope, receive, send)
+
+    async def _answer_after_latency(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        """Answer ``latency_ms`` after the request arrived, the route's own work included.
+
+        Sleeping first and working after would make requests that arrive together wake
+        together and queue for the one core: each would take the latency plus everyone's
+        work. A real API works while the network delays, so the work overlaps the wait.
+        """
+        delay = self.state.latency_ms / 1000
+        if delay <= 0:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        messages: list = []
+
+        async def hold(message) -> None:  # type: ignore[no-untyped-def]
+            messages.append(message)
+
+        await self.app(scope, receive, hold)
+        await asyncio.sleep(max(0.0, started + delay - loop.time()))
+        for message in messages:
+            await send(message)
 
     async def _mangle(self, kind: str, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         """Run the real route, then damage what it sends."""

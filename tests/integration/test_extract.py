@@ -230,3 +230,15 @@ def test_secrets_stay_out_of_logs_and_errors_under_faults(
     text = "\n".join(errors) + caplog.text
     for secret in (SANDBOX_API_KEY, SANDBOX_SERVER_HASH, "not-the-key-xxxxxxxx", *passwords):
         assert secret not in text
+
+
+def test_link_overview_and_net_banking_health(make_sandbox) -> None:
+    api = make_sandbox(entities=10)
+    shared = api.get("/entity/").json()["results"][5]["link_id"]
+    with client_for(api) as c:
+        overview = c.link_overview(shared)
+        health = c.net_banking_health()
+    assert overview["link_id"] == shared and len(overview["progress_data"]) == 3
+    assert len(health) == 18 and {"bank", "updated_at", "health_up", "issue_details"} <= set(
+        health[0]
+    )
