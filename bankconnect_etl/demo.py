@@ -1,8 +1,8 @@
 """``bankconnect-etl demo``: the embedded sandbox, pulled end to end, summarised.
 
-Until the client and warehouse land (issues 3 and 4) the demo walks the API the way the
-pipeline will: list every entity page, then poll each entity's analysis endpoints until
-their processing has completed, and print what an analyst would first ask about.
+Until the warehouse lands (issue 4) the demo runs extraction as the nightly run will:
+list every entity, fetch each entity's endpoints, poll until processing has ended, and
+print what came back with the run's request metrics.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import requests
-
+from bankconnect_etl.client import BankConnectClient
+from bankconnect_etl.config import Settings
+from bankconnect_etl.extract import Extractor, list_entities
 from bankconnect_etl.sandbox import (
     SANDBOX_API_KEY,
     SANDBOX_SERVER_HASH,
@@ -19,59 +20,43 @@ from bankconnect_etl.sandbox import (
     start_in_thread,
 )
 
-ENDPOINTS = (
-    "accounts",
-    "identity",
-    "transactions",
-    "salary",
-    "recurring_transactions",
-    "lender_transactions",
-)
-
-
-def _poll(session: requests.Session, url: str, attempts: int = 10) -> dict:
-    for _ in range(attempts):
-        body = session.get(url, timeout=30).json()
-        if all(p["status"] != "processing" for p in body["progress"]):
-            return body
-        time.sleep(0.01)
-    return body
-
 
 def run_demo(entities: int = 60, seed: int = 1) -> int:
     started = time.perf_counter()
-    with (
-        start_in_thread(SandboxConfig(entities=entities, seed=seed)) as sb,
-        requests.Session() as s,
-    ):
-        s.headers.update({"x-api-key": SANDBOX_API_KEY, "server-hash": SANDBOX_SERVER_HASH})
+    with start_in_thread(SandboxConfig(entities=entities, seed=seed)) as sb:
+        settings = Settings.load(
+            base_url=sb.base_url,
+            api_key=SANDBOX_API_KEY,
+            server_hash=SANDBOX_SERVER_HASH,
+            poll_initial_s=0.2,  # the sandbox finishes processing after one poll
+        )
         print(f"sandbox: {entities} entities, seed {seed}, at {sb.base_url}")
-        ids: list[str] = []
-        url: str | None = f"{sb.base_url}/entity/"
-        while url:
-            page = s.get(url, timeout=30).json()
-            ids += [e["entity_id"] for e in page["results"]]
-            url = page["next"]
-        statuses: Counter[str] = Counter()
-        rows: Counter[str] = Counter()
-        channels: Counter[str] = Counter()
-        for entity_id in ids:
-            for endpoint in ENDPOINTS:
-                body = _poll(s, f"{sb.base_url}/entity/{entity_id}/{endpoint}/")
-                if endpoint == "transactions":
-                    statuses.update(p["status"] for p in body["progress"])
-                    channels.update(t["transaction_channel"] for t in body["transactions"])
-                txns = body.get("transactions", body.get("identity", body["accounts"]))
-                rows[endpoint] += (
-                    len(txns) if isinstance(txns, list) else sum(map(len, txns.values()))
-                )
-        elapsed = time.perf_counter() - started
-    print(f"entities listed: {len(ids)} in {len(ids) // 10 + 1} pages")
+        with BankConnectClient(settings) as client:
+            listing = list_entities(client)
+            bundles = list(Extractor(client).fetch(e["entity_id"] for e in listing.entities))
+            metrics = client.metrics.snapshot()
+    statuses = Counter(b.status for b in bundles)
+    outcomes = Counter(b.statement_outcome(s)[0] for b in bundles for s in b.statements)
+    rows = Counter()
+    channels: Counter[str] = Counter()
+    for b in bundles:
+        for endpoint in ("transactions", "salary", "lender_transactions"):
+            rows[endpoint] += len(b.responses.get(endpoint, {}).get("transactions", []))
+        channels.update(
+            t["transaction_channel"]
+            for t in b.responses.get("transactions", {}).get("transactions", [])
+        )
     print(
-        "statements (transactions endpoint): "
-        + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+        f"entities: {len(listing.entities)} listed in {listing.pages} pages; "
+        + ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))
     )
-    print("rows per endpoint: " + ", ".join(f"{k} {v}" for k, v in rows.items()))
-    print("top channels: " + ", ".join(f"{k} {v}" for k, v in channels.most_common(6)))
-    print(f"done in {elapsed:.1f} s")
+    print("statements: " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
+    print("rows: " + ", ".join(f"{k} {n:,}" for k, n in rows.items()))
+    print("top channels: " + ", ".join(f"{k} {n:,}" for k, n in channels.most_common(6)))
+    print(
+        f"requests: {metrics.total_requests:,} ({metrics.total_retries} retries), "
+        f"{metrics.bytes_received / 1e6:.1f} MB, latency p50 {metrics.latency_ms['p50']} ms "
+        f"p99 {metrics.latency_ms['p99']} ms"
+    )
+    print(f"done in {time.perf_counter() - started:.1f} s")
     return 0

@@ -11,6 +11,7 @@ Money is held in paise (int) throughout; the API layer turns it into JSON number
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import random
@@ -19,8 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import cached_property, lru_cache
+from typing import TypeVar
 
 from bankconnect_etl.vocab import BANK_IFSC_PREFIX
+
+T = TypeVar("T")
 
 # The last day any base statement may cover. Fixed, so a world depends on its seed only.
 WORLD_END = date(2026, 10, 31)
@@ -43,6 +47,16 @@ BLOCK = 25
 def _digest(*parts: object) -> bytes:
     text = "\x1f".join(str(p) for p in parts)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _ri(r: random.Random, lo: int, hi: int) -> int:
+    """``r.randint(lo, hi)`` at a third of the cost (the generator's hottest call)."""
+    return lo + int(r.random() * (hi - lo + 1))
+
+
+def _pick(r: random.Random, seq: Sequence[T]) -> T:
+    """``r.choice(seq)``, likewise."""
+    return seq[int(r.random() * len(seq))]
 
 
 def rng_for(*parts: object) -> random.Random:
@@ -128,8 +142,8 @@ def entity_plans(seed: int, index: int) -> tuple[AccountPlan, ...]:
     key = f"{seed}:{index}"
 
     def plan(n: int, windows: tuple[int, ...] | None = None, **kw: object) -> AccountPlan:
-        windows = windows or _split_months(r, r.randint(1, 12))
-        end = WORLD_END - timedelta(days=r.randint(0, 50))
+        windows = windows or _split_months(r, _ri(r, 1, 12))
+        end = WORLD_END - timedelta(days=_ri(r, 0, 50))
         persona = "self_employed" if r.random() < 0.35 else "salaried"
         fields: dict[str, object] = {
             "key": f"{key}:{n}",
@@ -150,9 +164,9 @@ def entity_plans(seed: int, index: int) -> tuple[AccountPlan, ...]:
         # No statement yet; an advance can reveal one that starts where this world ends.
         return (replace(latent, windows=(), start=add_months(WORLD_END, -2)),)
     if slot == SLOT_FAILED_STATEMENT:
-        return (plan(0, windows=(r.randint(1, 6),), failed=frozenset({0})),)
+        return (plan(0, windows=(_ri(r, 1, 6),), failed=frozenset({0})),)
     if slot == SLOT_PARTLY_FAILED:
-        windows = _split_months(r, r.randint(2, 12))
+        windows = _split_months(r, _ri(r, 2, 12))
         if len(windows) < 2:
             windows = (windows[0] - 1, 1)
         return (plan(0, windows=windows, failed=frozenset({len(windows) - 1})),)
@@ -208,7 +222,7 @@ def _split_months(r: random.Random, total: int) -> tuple[int, ...]:
     parts: list[int] = []
     left = total
     while left > 0:
-        take = left if left <= 3 or r.random() < 0.5 else r.randint(1, left - 1)
+        take = left if left <= 3 or r.random() < 0.5 else _ri(r, 1, left - 1)
         parts.append(take)
         left -= take
     return tuple(parts)
@@ -226,8 +240,8 @@ def _pick_bank(r: random.Random) -> str:
 def _pdf_password(r: random.Random) -> str:
     # Typical Indian statement passwords: name prefix + birth date, or customer id digits.
     return (
-        "".join(r.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(4))
-        + f"{r.randint(1, 28):02d}{r.randint(1, 12):02d}"
+        "".join(_pick(r, "ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(4))
+        + f"{_ri(r, 1, 28):02d}{_ri(r, 1, 12):02d}"
     )
 
 
@@ -353,13 +367,13 @@ CITIES = (
 
 def _account(seed: int, plan: AccountPlan) -> Account:
     r = rng_for(seed, plan.key, "account")
-    name = f"{r.choice(FIRST_NAMES)} {r.choice(SURNAMES)}".upper()
-    city, pin = r.choice(CITIES)
-    address = f"{r.randint(1, 400)}, {r.choice(STREETS)}, {city.upper()} {pin}"
+    name = f"{_pick(r, FIRST_NAMES)} {_pick(r, SURNAMES)}".upper()
+    city, pin = _pick(r, CITIES)
+    address = f"{_ri(r, 1, 400)}, {_pick(r, STREETS)}, {city.upper()} {pin}"
     prefix = BANK_IFSC_PREFIX.get(plan.bank, plan.bank[:4].upper().ljust(4, "X"))
-    ifsc = f"{prefix}0{r.randint(0, 999999):06d}"
-    micr = f"{pin[:3]}{r.randint(0, 999):03d}{r.randint(0, 999):03d}"
-    number = str(r.randint(10**11, 10**15 - 1))
+    ifsc = f"{prefix}0{_ri(r, 0, 999999):06d}"
+    micr = f"{pin[:3]}{_ri(r, 0, 999):03d}{_ri(r, 0, 999):03d}"
+    number = str(_ri(r, 10**11, 10**15 - 1))
     if r.random() < 0.3:
         number = "X" * (len(number) - 4) + number[-4:]  # masked on the statement
     if plan.null_identity:
@@ -369,7 +383,7 @@ def _account(seed: int, plan: AccountPlan) -> Account:
         number = None if r.random() < 0.5 else number
     elif r.random() < 0.2:
         micr = None
-    od = r.randint(5, 50) * 10_000_00 if plan.overdraft else None
+    od = _ri(r, 5, 50) * 10_000_00 if plan.overdraft else None
     return Account(
         account_id=uuid_for(seed, plan.key, "account"),
         bank=plan.bank,
@@ -400,9 +414,9 @@ def _statements(seed: int, plan: AccountPlan, account: Account) -> list[Statemen
                 position=pos,
                 from_date=start,
                 to_date=end,
-                uploaded_on=end + timedelta(days=r.randint(1, 20)),
+                uploaded_on=end + timedelta(days=_ri(r, 1, 20)),
                 pdf_password=plan.password,
-                failed_message=r.choice(FAILED_MESSAGES) if pos in plan.failed else None,
+                failed_message=_pick(r, FAILED_MESSAGES) if pos in plan.failed else None,
                 fraud=(),
             )
         )
@@ -447,6 +461,8 @@ _UPI_CATEGORY_WEIGHTS = (
     ("entertainment", 3), ("medical", 3), ("bills", 2), ("ewallet", 2), ("bnpl", 1),
     ("gambling", 1), ("alcohol", 1), ("loans", 1), ("trading", 1),
 )  # fmt: skip
+_UPI_CATEGORIES = tuple(c for c, _ in _UPI_CATEGORY_WEIGHTS)
+_UPI_CUMULATIVE = tuple(itertools.accumulate(w for _, w in _UPI_CATEGORY_WEIGHTS))
 _UPI_HANDLES = ("okaxis", "okhdfcbank", "oksbi", "paytm", "ybl", "ibl", "upi")
 
 
@@ -473,37 +489,37 @@ class _Persona:
 def _persona(seed: int, plan: AccountPlan) -> _Persona:
     r = rng_for(seed, plan.key, "persona")
     salaried = plan.persona == "salaried"
-    salary = r.randint(18, 220) * 1000_00 + (0 if r.random() < 0.15 else r.randint(1, 999) * 100)
+    salary = _ri(r, 18, 220) * 1000_00 + (0 if r.random() < 0.15 else _ri(r, 1, 999) * 100)
     loans = []
     for n in range(r.choices((0, 1, 2, 3), (35, 40, 18, 7))[0]):
-        lender, code = r.choice(LENDERS)
-        emi = r.randint(15, 450) * 100_00 + r.randint(0, 99) * 100
-        umrn = f"{code[:4]}{r.randint(10**11, 10**12 - 1)}"
-        loans.append((n, lender, code, emi, r.choice((2, 3, 5, 7, 10)), umrn, r.randint(-12, 6)))
+        lender, code = _pick(r, LENDERS)
+        emi = _ri(r, 15, 450) * 100_00 + _ri(r, 0, 99) * 100
+        umrn = f"{code[:4]}{_ri(r, 10**11, 10**12 - 1)}"
+        loans.append((n, lender, code, emi, _pick(r, (2, 3, 5, 7, 10)), umrn, _ri(r, -12, 6)))
     subs = tuple(
         (
-            r.choice(("NETFLIX", "SPOTIFY", "HOTSTAR", "YOUTUBE PREMIUM")),
-            r.choice((149, 199, 499, 649)) * 100,
-            r.randint(1, 28),
+            _pick(r, ("NETFLIX", "SPOTIFY", "HOTSTAR", "YOUTUBE PREMIUM")),
+            _pick(r, (149, 199, 499, 649)) * 100,
+            _ri(r, 1, 28),
         )
-        for _ in range(r.choice((0, 0, 1, 2)))
+        for _ in range(_pick(r, (0, 0, 1, 2)))
     )
     return _Persona(
-        employer=r.choice(EMPLOYERS),
+        employer=_pick(r, EMPLOYERS),
         salary=(salary // 1000_00) * 1000_00 if r.random() < 0.08 else salary,
-        pay_day=r.choice((1, 1, 2, 3, 5, 7, 25, 28, 30, 31)),
+        pay_day=_pick(r, (1, 1, 2, 3, 5, 7, 25, 28, 30, 31)),
         salary_channel="salary" if r.random() < 0.8 else "net_banking_transfer",
         salary_fixed=r.random() < 0.3,
         loans=tuple(loans),
-        rent=r.randint(6, 35) * 1000_00 if salaried and r.random() < 0.5 else 0,
-        rent_day=r.randint(1, 7),
-        landlord=f"{r.choice(FIRST_NAMES).lower()}{r.randint(1, 99)}@{r.choice(_UPI_HANDLES)}",
-        sip=r.choice((500, 1000, 2000, 5000, 10000)) * 100 if r.random() < 0.4 else 0,
-        sip_day=r.choice((1, 5, 10, 15, 20)),
-        sip_quirk=r.choice(("OTHER", "Other", "INVESTMENT")),
+        rent=_ri(r, 6, 35) * 1000_00 if salaried and r.random() < 0.5 else 0,
+        rent_day=_ri(r, 1, 7),
+        landlord=f"{_pick(r, FIRST_NAMES).lower()}{_ri(r, 1, 99)}@{_pick(r, _UPI_HANDLES)}",
+        sip=_pick(r, (500, 1000, 2000, 5000, 10000)) * 100 if r.random() < 0.4 else 0,
+        sip_day=_pick(r, (1, 5, 10, 15, 20)),
+        sip_quirk=_pick(r, ("OTHER", "Other", "INVESTMENT")),
         subs=subs,
         upi_per_month=(35, 45) if salaried else (15, 40),
-        opening=r.randint(2, 150) * 1000_00 + r.randint(0, 99999),
+        opening=_ri(r, 2, 150) * 1000_00 + _ri(r, 0, 99999),
     )
 
 
@@ -529,19 +545,23 @@ SUPPLIER_KINDS = ("TRADERS", "ENTERPRISES", "AGENCIES", "SUPPLIERS")
 
 
 def _clock(r: random.Random) -> str:
-    return f"{r.randint(7, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"
+    return f"{_ri(r, 7, 23):02d}:{_ri(r, 0, 59):02d}:{_ri(r, 0, 59):02d}"
+
+
+def _vpa(r: random.Random, name: str) -> str:
+    return f"{name}@{_pick(r, _UPI_HANDLES)}"
 
 
 def _card(r: random.Random) -> str:
-    return f"POS 4{r.randint(10**5, 10**6 - 1)}XXXXXX{r.randint(1000, 9999)}"
+    return f"POS 4{_ri(r, 10**5, 10**6 - 1)}XXXXXX{_ri(r, 1000, 9999)}"
 
 
 def _rrn(r: random.Random) -> str:
-    return str(r.randint(10**11, 10**12 - 1))
+    return str(_ri(r, 10**11, 10**12 - 1))
 
 
 def _utr(r: random.Random, bank: str) -> str:
-    return f"{BANK_IFSC_PREFIX.get(bank, 'XXXX')}N{r.randint(10**11, 10**12 - 1)}"
+    return f"{BANK_IFSC_PREFIX.get(bank, 'XXXX')}N{_ri(r, 10**11, 10**12 - 1)}"
 
 
 def _rupees(r: random.Random, median: float, sigma: float, lo: int, hi: int) -> int:
@@ -586,17 +606,18 @@ def _month_events(
     if plan.persona == "salaried":
         amount = p.salary if p.salary_fixed else p.salary + (index // 12) * p.salary // 10
         if not p.salary_fixed and r.random() < 0.15:
-            amount += r.randint(1, 20) * 500_00  # bonus or arrears
+            amount += _ri(r, 1, 20) * 500_00  # bonus or arrears
         day = min(p.pay_day, last)
         for_month = (
             (year, month) if day > 7 else ((year, month - 1) if month > 1 else (year - 1, 12))
         )
-        note = r.choice(
+        note = _pick(
+            r,
             (
                 f"NEFT/{_utr(r, plan.bank)}/{p.employer}/SALARY FOR THE MONTH",
                 f"NEFT/INWARD/CR-{plan.bank.upper()}/{p.employer}/SAL "
                 f"{date(for_month[0], for_month[1], 1):%b%y}".upper(),
-            )
+            ),
         )
         add(
             day,
@@ -610,71 +631,71 @@ def _month_events(
             salary_month=f"{for_month[1]}-{for_month[0]}",
         )
     else:
-        for _ in range(r.randint(8, 25)):
-            who = f"{r.choice(FIRST_NAMES)} {r.choice(SURNAMES)}".upper()
+        for _ in range(_ri(r, 8, 25)):
+            who = f"{_pick(r, FIRST_NAMES)} {_pick(r, SURNAMES)}".upper()
             amount = _rupees(r, 9000, 1.0, 200, 400000)
             if r.random() < 0.5:
                 add(
-                    r.randint(1, last),
+                    _ri(r, 1, last),
                     "credit",
                     amount,
                     "upi",
-                    f"UPI/{_rrn(r)}/{_clock(r)}/UPI/{who.split()[0].lower()}@{r.choice(_UPI_HANDLES)}",
+                    f"UPI/{_rrn(r)}/{_clock(r)}/UPI/{_vpa(r, who.split()[0].lower())}",
                 )
             else:
                 add(
-                    r.randint(1, last),
+                    _ri(r, 1, last),
                     "credit",
                     amount,
                     "net_banking_transfer",
-                    f"{r.choice(('NEFT', 'IMPS'))}/{_utr(r, plan.bank)}/{who}"
-                    f"/INV {r.randint(100, 999)}",
+                    f"{_pick(r, ('NEFT', 'IMPS'))}/{_utr(r, plan.bank)}/{who}"
+                    f"/INV {_ri(r, 100, 999)}",
                 )
-        for _ in range(r.choice((0, 0, 1, 2, 3, 5))):
+        for _ in range(_pick(r, (0, 0, 1, 2, 3, 5))):
             machine = r.random() < 0.4
             add(
-                r.randint(1, last),
+                _ri(r, 1, last),
                 "credit",
-                r.randint(2, 90) * 500_00,
+                _ri(r, 2, 90) * 500_00,
                 "cash_deposit",
-                f"CDM DEP {r.randint(1000, 9999)}"
+                f"CDM DEP {_ri(r, 1000, 9999)}"
                 if machine
-                else f"CASH DEP {r.choice(CITIES)[0].upper()} BRANCH",
+                else f"CASH DEP {_pick(r, CITIES)[0].upper()} BRANCH",
                 desc="deposit_by_machine" if machine else "",
             )
-        for _ in range(r.choice((0, 1, 2))):
-            chq = r.randint(100000, 999999)
+        for _ in range(_pick(r, (0, 1, 2))):
+            chq = _ri(r, 100000, 999999)
             amount = _rupees(r, 25000, 0.8, 1000, 300000)
             add(
-                r.randint(1, last - 2),
+                _ri(r, 1, last - 2),
                 "credit",
                 amount,
                 "chq",
                 f"CLG CHQ DEP {chq} {plan.bank.upper()}",
                 kind="cheque_in",
             )
-        for _ in range(r.randint(3, 10)):
-            who = f"{r.choice(SUPPLIER_PREFIXES)} {r.choice(SUPPLIER_KINDS)}"
+        for _ in range(_ri(r, 3, 10)):
+            who = f"{_pick(r, SUPPLIER_PREFIXES)} {_pick(r, SUPPLIER_KINDS)}"
             amount = _rupees(r, 15000, 1.0, 500, 500000)
             add(
-                r.randint(1, last),
+                _ri(r, 1, last),
                 "debit",
                 amount,
                 "net_banking_transfer",
                 f"{'RTGS' if amount >= 2_00_000_00 else 'NEFT'}/{_utr(r, plan.bank)}/{who}",
             )
-        for _ in range(r.choice((0, 1, 1, 2))):
+        for _ in range(_pick(r, (0, 1, 1, 2))):
             add(
-                r.randint(1, last),
+                _ri(r, 1, last),
                 "debit",
                 _rupees(r, 20000, 0.8, 1000, 200000),
                 "chq",
-                f"CHQ PAID {r.randint(100000, 999999)} {r.choice(SURNAMES).upper()}",
+                f"CHQ PAID {_ri(r, 100000, 999999)} {_pick(r, SURNAMES).upper()}",
                 kind="cheque_out",
             )
         if r.random() < 0.5:
             add(
-                r.randint(15, 22),
+                _ri(r, 15, 22),
                 "debit",
                 _rupees(r, 6000, 0.7, 500, 90000),
                 "bill_payment",
@@ -686,21 +707,22 @@ def _month_events(
     for n, lender, code, emi, day, umrn, starts in p.loans:
         if months_since_start == starts:
             add(
-                max(1, day - r.randint(3, 12)) if day > 3 else 1,
+                max(1, day - _ri(r, 3, 12)) if day > 3 else 1,
                 "credit",
-                emi * r.randint(18, 36),
+                emi * _ri(r, 18, 36),
                 "net_banking_transfer",
                 f"NEFT/{_utr(r, plan.bank)}/{lender}/LOAN DISB",
                 desc="lender_transaction",
             )
         if months_since_start > starts:
-            note = r.choice(
+            note = _pick(
+                r,
                 (
-                    f"ACHDR/{lender}/{umrn[4:]}/{r.randint(10**11, 10**12 - 1)}",
+                    f"ACHDR/{lender}/{umrn[4:]}/{_ri(r, 10**11, 10**12 - 1)}",
                     f"ACH D- {lender}-{umrn}",
-                    f"CMS/{code}/{year}{month:02d}{r.randint(10**6, 10**7 - 1)}",
+                    f"CMS/{code}/{year}{month:02d}{_ri(r, 10**6, 10**7 - 1)}",
                     f"NACH/{code}/{umrn}",
-                )
+                ),
             )
             add(
                 day,
@@ -737,50 +759,49 @@ def _month_events(
         )
 
     lo, hi = p.upi_per_month
-    for _ in range(r.randint(lo, hi)):
-        cat = r.choices(
-            [c for c, _ in _UPI_CATEGORY_WEIGHTS], [w for _, w in _UPI_CATEGORY_WEIGHTS]
-        )[0]
+    for _ in range(_ri(r, lo, hi)):
+        cat = _UPI_CATEGORIES[bisect.bisect(_UPI_CUMULATIVE, r.random() * _UPI_CUMULATIVE[-1])]
         amount = _rupees(r, 180, 0.9, 5, 8000)
         if cat:
-            merchant = r.choice(MERCHANTS[cat])
-            note = r.choice(
+            merchant = _pick(r, MERCHANTS[cat])
+            note = _pick(
+                r,
                 (
                     f"UPI/P2M/{_rrn(r)}/{merchant}/UPI/{plan.bank.upper()} BANK",
                     f"WDL TFR UPI/DR/{_rrn(r)}/{merchant}",
-                )
+                ),
             )
         else:
-            who = r.choice(FIRST_NAMES).lower()
-            vpa = f"{who}{r.randint(1, 999)}@{r.choice(_UPI_HANDLES)}"
+            who = _pick(r, FIRST_NAMES).lower()
+            vpa = f"{who}{_ri(r, 1, 999)}@{_pick(r, _UPI_HANDLES)}"
             note = f"UPI/{_rrn(r)}/{_clock(r)}/UPI/{vpa}"
-        add(r.randint(1, last), "debit", amount, "upi", note, merchant=cat)
-    for _ in range(r.randint(1, 5)):
-        who = r.choice(FIRST_NAMES).lower()
+        add(_ri(r, 1, last), "debit", amount, "upi", note, merchant=cat)
+    for _ in range(_ri(r, 1, 5)):
+        who = _pick(r, FIRST_NAMES).lower()
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "credit",
             _rupees(r, 400, 1.0, 10, 20000),
             "upi",
-            f"UPI/{_rrn(r)}/UPI/{who}{r.randint(1, 99)}@{r.choice(_UPI_HANDLES)}",
+            f"UPI/{_rrn(r)}/UPI/{who}{_ri(r, 1, 99)}@{_pick(r, _UPI_HANDLES)}",
         )
-    for _ in range(r.randint(1, 6)):
-        cat = r.choice(("shopping", "groceries", "fuel", "food", "travel", "medical"))
+    for _ in range(_ri(r, 1, 6)):
+        cat = _pick(r, ("shopping", "groceries", "fuel", "food", "travel", "medical"))
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "debit",
             _rupees(r, 1200, 0.8, 50, 40000),
             "debit_card",
-            f"{_card(r)} {r.choice(MERCHANTS[cat])}",
+            f"{_card(r)} {_pick(r, MERCHANTS[cat])}",
             merchant=cat,
         )
-    for _ in range(r.choice((0, 1, 2))):
+    for _ in range(_pick(r, (0, 1, 2))):
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "debit",
             _rupees(r, 900, 0.8, 49, 20000),
             "payment_gateway_purchase",
-            f"PG/RAZORPAY/{r.choice(MERCHANTS['shopping'])}/{_rrn(r)}",
+            f"PG/RAZORPAY/{_pick(r, MERCHANTS['shopping'])}/{_rrn(r)}",
             merchant="shopping",
         )
     bills = (
@@ -788,10 +809,10 @@ def _month_events(
         ("electric_bill", "BESCOM", "bills"),
         ("credit_card_bill", "CRED CLUB", ""),
     )
-    for desc, biller, cat in r.sample(bills, r.randint(0, 3)):
+    for desc, biller, cat in r.sample(bills, _ri(r, 0, 3)):
         amount = _rupees(r, 4000 if desc == "credit_card_bill" else 700, 0.6, 99, 90000)
         add(
-            r.randint(5, 25),
+            _ri(r, 5, 25),
             "debit",
             amount,
             "bill_payment",
@@ -799,95 +820,97 @@ def _month_events(
             desc=desc,
             merchant=cat,
         )
-    for _ in range(r.choice((0, 1, 1, 2, 3))):
+    for _ in range(_pick(r, (0, 1, 1, 2, 3))):
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "debit",
-            r.randint(1, 20) * 500_00,
+            _ri(r, 1, 20) * 500_00,
             "cash_withdrawl",
-            r.choice(
+            _pick(
+                r,
                 (
-                    f"NFS/CASH WDL/{_rrn(r)}/{plan.bank.upper()} ATM/{r.choice(CITIES)[0].upper()}"
-                    f"/{r.randint(1, 28):02d}-{month:02d}-{year % 100:02d}",
-                    f"ATM WDL CASH {r.randint(100000, 999999)}",
-                )
+                    f"NFS/CASH WDL/{_rrn(r)}/{plan.bank.upper()} ATM/{_pick(r, CITIES)[0].upper()}"
+                    f"/{_ri(r, 1, 28):02d}-{month:02d}-{year % 100:02d}",
+                    f"ATM WDL CASH {_ri(r, 100000, 999999)}",
+                ),
             ),
         )
     if month in (3, 6, 9, 12):
         add(
             last,
             "credit",
-            r.randint(20, 3000) * 100 + r.randint(0, 99),
+            _ri(r, 20, 3000) * 100 + _ri(r, 0, 99),
             "bank_interest",
-            f"INT.PD:{r.randint(10**9, 10**10 - 1)}:{date(year, month, 1):%d-%m-%Y}"
+            f"INT.PD:{_ri(r, 10**9, 10**10 - 1)}:{date(year, month, 1):%d-%m-%Y}"
             f" TO {date(year, month, last):%d-%m-%Y}",
             kind="essential",
         )
-        sms = r.choice((1500, 1770, 2000))
+        sms = _pick(r, (1500, 1770, 2000))
         add(last, "debit", sms, "bank_charge", "SMS ALERT CHARGES QTR", kind="charge")
     rare = r.random()
     if rare < 0.05:
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "debit",
-            r.randint(50, 900) * 100,
+            _ri(r, 50, 900) * 100,
             "international_transaction_arbitrage",
             "DCC MARKUP FEE INTL TXN",
             kind="charge",
         )
     elif rare < 0.08:
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "debit",
-            r.randint(5, 200) * 1000_00,
+            _ri(r, 5, 200) * 1000_00,
             "demand_draft",
-            f"DD ISSUE {r.randint(100000, 999999)} FAVOUR {r.choice(SURNAMES).upper()}",
+            f"DD ISSUE {_ri(r, 100000, 999999)} FAVOUR {_pick(r, SURNAMES).upper()}",
         )
     elif rare < 0.14:
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "credit",
-            r.randint(10, 500) * 100,
+            _ri(r, 10, 500) * 100,
             "auto_credit",
-            f"CASHBACK {r.choice(MERCHANTS['shopping'])}",
+            f"CASHBACK {_pick(r, MERCHANTS['shopping'])}",
         )
     elif rare < 0.18:
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "credit",
-            r.randint(5, 200) * 1000_00,
+            _ri(r, 5, 200) * 1000_00,
             "investment_cashin",
-            f"REDEMPTION/{r.choice(MERCHANTS['investments'])} MF/{_rrn(r)}",
+            f"REDEMPTION/{_pick(r, MERCHANTS['investments'])} MF/{_rrn(r)}",
             merchant="investments",
         )
     elif rare < 0.24:
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "debit",
-            r.randint(100, 5000) * 100,
+            _ri(r, 100, 5000) * 100,
             "Others",
-            f"MISC DR {r.randint(1000, 9999)}",
+            f"MISC DR {_ri(r, 1000, 9999)}",
         )
     if r.random() < 0.12:
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             "credit",
             _rupees(r, 700, 0.8, 20, 30000),
             "refund",
-            r.choice(
+            _pick(
+                r,
                 (
                     f"NEFT RETURN {_utr(r, plan.bank)}",
-                    f"UPI REFUND/{_rrn(r)}/{r.choice(MERCHANTS['shopping'])}",
-                )
+                    f"UPI REFUND/{_rrn(r)}/{_pick(r, MERCHANTS['shopping'])}",
+                ),
             ),
-            desc=r.choice(("neft_return", "")),
+            desc=_pick(r, ("neft_return", "")),
         )
     if r.random() < 0.15:
-        direction = r.choice(("debit", "credit"))
+        direction = _pick(r, ("debit", "credit"))
         add(
-            r.randint(1, last),
+            _ri(r, 1, last),
             direction,
-            r.randint(2, 100) * 1000_00,
+            _ri(r, 2, 100) * 1000_00,
             "self_transfer",
             f"IMPS/{_rrn(r)}/SELF/OWN A/C",
             desc="self_transfer" if r.random() < 0.5 else "",
@@ -954,7 +977,7 @@ def _account_transactions(
                     e.day,
                     0,
                     "debit",
-                    r.choice((350, 500, 590)) * 100,
+                    _pick(r, (350, 500, 590)) * 100,
                     "inward_cheque_bounce",
                     "chq_bounce_insuff_funds",
                     "",
@@ -982,7 +1005,7 @@ def _account_transactions(
                         e.day,
                         0,
                         "debit",
-                        r.choice((150, 250)) * 100,
+                        _pick(r, (150, 250)) * 100,
                         "bank_charge",
                         "chq_bounce_charge",
                         "",
@@ -1004,7 +1027,7 @@ def _account_transactions(
                     last_day.day,
                     0,
                     "debit",
-                    r.choice((250, 400, 600)) * 100,
+                    _pick(r, (250, 400, 600)) * 100,
                     "bank_charge",
                     "min_bal_charge",
                     "",
@@ -1053,7 +1076,7 @@ def _bounce_emi(r: random.Random, e: _Event, day: date, h: str, post) -> None:  
         e.day,
         0,
         "debit",
-        r.choice((500, 590, 750)) * 100,
+        _pick(r, (500, 590, 750)) * 100,
         "bank_charge",
         "ach_bounce_charge",
         "",
@@ -1071,8 +1094,8 @@ def _tamper(seed: int, plan: AccountPlan, rows: list[Txn], stmt: Statement) -> l
     if not inside:
         return rows
     r = rng_for(seed, plan.key, "tamper")
-    i = r.choice(inside)
-    rows[i] = replace(rows[i], amount=rows[i].amount + r.randint(1, 50) * 1000_00)
+    i = _pick(r, inside)
+    rows[i] = replace(rows[i], amount=rows[i].amount + _ri(r, 1, 50) * 1000_00)
     return rows
 
 
