@@ -313,7 +313,6 @@ class BankConnectClient:
         attempt: int,
     ) -> Any:
         s = self.settings
-        shown = redact_url(url)
         t0 = self.clock()
         try:
             resp = self.session.get(
@@ -327,6 +326,7 @@ class BankConnectClient:
             kind = "timeout" if isinstance(exc, requests.Timeout) else "connection"
             self.metrics.request(endpoint, kind, 0, self.clock() - t0)
             cause = self.redact(f"{type(exc).__name__}: {exc}")[:SNIPPET]
+            shown = redact_url(url)
             raise TransportError(
                 f"{endpoint}: {kind} error from {shown}: {cause}",
                 endpoint=endpoint,
@@ -335,6 +335,15 @@ class BankConnectClient:
             ) from None
         status = resp.status_code
         self.metrics.request(endpoint, str(status), len(body), self.clock() - t0)
+        if status in (200, 201):
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                problem = "body is not JSON"
+            else:
+                if isinstance(data, expect):
+                    return data
+                problem = f"expected a JSON {expect.__name__}, got {type(data).__name__}"
         shown = redact_url(resp.url or url)
         ctype = resp.headers.get("content-type", "")
         where = dict(endpoint=endpoint, status=status, url=shown, attempts=attempt)
@@ -345,16 +354,7 @@ class BankConnectClient:
             return f"{endpoint}: {what}: HTTP {status} {ctype_shown} from {shown}: {snippet!r}"
 
         if status in (200, 201):
-            try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise MalformedResponseError(describe("body is not JSON"), **where) from None
-            if not isinstance(data, expect):
-                raise MalformedResponseError(
-                    describe(f"expected a JSON {expect.__name__}, got {type(data).__name__}"),
-                    **where,
-                )
-            return data
+            raise MalformedResponseError(describe(problem), **where)
         if status == 429:
             after = resp.headers.get("Retry-After")
             seconds = self._retry_after.parse_retry_after(after) if after else None

@@ -964,11 +964,12 @@ def _account_transactions(
         events = _month_events(seed, plan, p, y, m, index)
         events.sort(key=lambda e: (e.day, e.order))
         r = rng_for(seed, plan.key, "post", y, m)
-        for n, e in enumerate(events):
+        hashes = rng_for(seed, plan.key, "hash", y, m)  # drawn in row order: prefix-stable
+        for e in events:
             day = date(y, m, e.day)
             if day < plan.start or day > end:
                 continue
-            h = hex32(seed, plan.key, y, m, n)
+            h = f"{hashes.getrandbits(128):032x}"
             short = e.ttype == "debit" and balance - e.amount < floor
             if e.kind == "emi" and short:
                 _bounce_emi(r, e, day, h, post)
