@@ -30,15 +30,8 @@ from bankconnect_etl.polling import (
     progress_of,
     still_processing,
 )
+from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS
 
-ANALYSIS_ENDPOINTS = (
-    "accounts",
-    "identity",
-    "transactions",
-    "salary",
-    "recurring_transactions",
-    "lender_transactions",
-)
 ONCE_ENDPOINTS = ("entity", "get_pdfs")
 ALL_ENDPOINTS = ANALYSIS_ENDPOINTS + ONCE_ENDPOINTS
 PAGE_SIZE = 10

@@ -79,6 +79,16 @@ MERCHANT_CATEGORIES: tuple[str, ...] = (
     "bnpl",
 )
 
+# Per-entity endpoints that carry a `progress` field; each has its own processing state.
+ANALYSIS_ENDPOINTS: tuple[str, ...] = (
+    "accounts",
+    "identity",
+    "transactions",
+    "salary",
+    "recurring_transactions",
+    "lender_transactions",
+)
+
 TRANSACTION_TYPES: tuple[str, ...] = ("debit", "credit")
 PROGRESS_STATUSES: tuple[str, ...] = ("processing", "completed", "failed")
 

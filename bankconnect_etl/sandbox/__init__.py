@@ -2,7 +2,7 @@
 
     from bankconnect_etl.sandbox import SandboxConfig, start_in_thread
     with start_in_thread(SandboxConfig(entities=50, seed=1)) as sb:
-        print(sb.base_url)  # http://127.0.0.1:<port>/bank-connect/v1
+        base_url = sb.base_url  # http://127.0.0.1:<port>/bank-connect/v1
 
 From a terminal: ``bankconnect-etl sandbox --port 8000 --entities 500 --seed 1``.
 """

@@ -21,18 +21,11 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from bankconnect_etl.sandbox import generator as gen
-from bankconnect_etl.vocab import NET_BANKING_BANKS
+from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS, NET_BANKING_BANKS
 
 PAGE_SIZE = 10
 # Endpoints that carry a `progress` field, each with its own processing state.
-PROGRESS_ENDPOINTS = (
-    "accounts",
-    "identity",
-    "transactions",
-    "salary",
-    "recurring_transactions",
-    "lender_transactions",
-)
+PROGRESS_ENDPOINTS = ANALYSIS_ENDPOINTS
 # Identity and accounts come from the upload-time checks; these need the transactions.
 EXTRACTION_ENDPOINTS = frozenset(PROGRESS_ENDPOINTS[2:])
 

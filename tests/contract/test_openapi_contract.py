@@ -19,15 +19,9 @@ from bankconnect_etl.sandbox.generator import (
     SLOT_NULL_IDENTITY,
     SLOT_TWO_ACCOUNTS,
 )
+from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS
 
-ANALYSIS = (
-    "accounts",
-    "identity",
-    "transactions",
-    "salary",
-    "recurring_transactions",
-    "lender_transactions",
-)
+ANALYSIS = ANALYSIS_ENDPOINTS
 # Operations named in the vendor's pages (shared/seeds), with their success status.
 DOCUMENTED = {
     ("post", "/entity/"): 201,

@@ -14,18 +14,12 @@ import pytest
 import requests
 
 from bankconnect_etl.sandbox import API_PREFIX, SANDBOX_API_KEY, statement_pdf
+from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS
 
 SEEDS = Path(
     os.environ.get("BANKCONNECT_SEEDS", Path(__file__).resolve().parents[3] / "shared" / "seeds")
 )
-ANALYSIS = (
-    "accounts",
-    "identity",
-    "transactions",
-    "salary",
-    "recurring_transactions",
-    "lender_transactions",
-)
+ANALYSIS = ANALYSIS_ENDPOINTS
 # Where the pages say a value may be null although their example shows a string.
 NULLABLE = (
     "ifsc",

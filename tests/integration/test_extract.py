@@ -11,7 +11,7 @@ import pytest
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import AuthError
-from bankconnect_etl.extract import Extractor, list_entities
+from bankconnect_etl.extract import ANALYSIS_ENDPOINTS, Extractor, list_entities
 from bankconnect_etl.sandbox import SANDBOX_API_KEY, SANDBOX_SERVER_HASH
 from bankconnect_etl.sandbox.generator import (
     SLOT_FAILED_STATEMENT,
@@ -127,14 +127,7 @@ def test_still_processing_at_the_deadline_is_pending(make_sandbox) -> None:
         bundles = list(Extractor(c).fetch(api.entity_ids()[:1]))
     [b] = bundles
     assert b.status == "pending"
-    assert set(b.pending_endpoints) == {
-        "accounts",
-        "identity",
-        "transactions",
-        "salary",
-        "recurring_transactions",
-        "lender_transactions",
-    }
+    assert set(b.pending_endpoints) == set(ANALYSIS_ENDPOINTS)
     assert all(b.statement_outcome(s)[0] == "processing" for s in b.statements)
 
 
