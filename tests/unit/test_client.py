@@ -315,3 +315,18 @@ def test_settings_from_environment_and_loopback_http(monkeypatch: pytest.MonkeyP
     s = Settings.load()
     assert s.base_url == "http://127.0.0.1:8000/bank-connect/v1" and s.concurrency == 16
     assert API_KEY not in repr(s) and API_KEY not in str(s)
+
+
+def test_settings_from_a_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BASE_URL", "API_KEY", "SERVER_HASH", "CONCURRENCY"):
+        monkeypatch.delenv(f"BANKCONNECT_{name}", raising=False)
+    (tmp_path / ".env").write_text(
+        f"BANKCONNECT_BASE_URL={BASE}\nBANKCONNECT_API_KEY={API_KEY}\n"
+        f"BANKCONNECT_SERVER_HASH={SERVER_HASH}\nBANKCONNECT_RATE_LIMIT_RPS=25\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    s = Settings.load()
+    assert s.base_url == BASE and s.rate_limit_rps == 25
+    assert s.api_key is not None and s.api_key.get_secret_value() == API_KEY
+    monkeypatch.setenv("BANKCONNECT_RATE_LIMIT_RPS", "5")  # the environment wins over .env
+    assert Settings.load().rate_limit_rps == 5
