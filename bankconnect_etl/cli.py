@@ -137,7 +137,7 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--slow-ms",
         type=_non_negative(float),
-        default=5000.0,
+        default=65_000.0,
         help="delay of a 'slow' fault (default: %(default)s)",
     )
     p.add_argument(

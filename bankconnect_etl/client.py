@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
 from urllib3.util import Retry
 
 from bankconnect_etl import __version__
@@ -37,6 +38,7 @@ from bankconnect_etl.errors import (
     ApiError,
     AuthError,
     BadRequestError,
+    ConnectionSetupError,
     MalformedResponseError,
     NotFoundError,
     RateLimitedError,
@@ -224,18 +226,16 @@ class BankConnectClient:
 
     # ------------------------------------------------------------------ endpoints
 
-    def entity_page(
-        self, page: int = 1, link_id: str | None = None, url: str | None = None
-    ) -> dict:
-        params = None if url else {"page": page, **({"link_id": link_id} if link_id else {})}
-        return self.get_json("entity_list", url or "/entity/", params=params, server_hash=True)
+    def entity_page(self, page: int = 1, link_id: str | None = None) -> dict:
+        params = {"page": page, **({"link_id": link_id} if link_id else {})}
+        return self.get_json("entity_list", "/entity/", params=params, server_hash=True)
 
     def entity(self, entity_id: str) -> dict:
         return self.get_json("entity", f"/entity/{entity_id}/", server_hash=True)
 
     def analysis(self, entity_id: str, endpoint: str) -> dict:
         """accounts, identity, transactions, salary, recurring_transactions, lender_transactions."""
-        return self.get_json(endpoint, f"/entity/{entity_id}/{endpoint}/")
+        return self.get_json(endpoint, f"/entity/{entity_id}/{endpoint}/", check=_has_progress)
 
     def get_pdfs(self, entity_id: str) -> dict:
         return self.get_json("get_pdfs", f"/entity/{entity_id}/get_pdfs/", server_hash=True)
@@ -264,25 +264,30 @@ class BankConnectClient:
     def get_json(
         self,
         endpoint: str,
-        path_or_url: str,
+        path: str,
         *,
         params: dict | None = None,
         expect: type = dict,
         server_hash: bool = False,
+        check: Callable[[Any], str | None] | None = None,
     ) -> Any:
-        """GET and decode, retrying what is transient. Raises an ApiError subclass."""
-        url = (
-            path_or_url
-            if path_or_url.startswith(("http://", "https://"))
-            else self.base_url + path_or_url
-        )
+        """GET ``base_url + path`` and decode, retrying what is transient.
+
+        Only paths under the configured base URL are requested, and redirects are not
+        followed: credentials never go to a host the configuration did not name.
+        ``check`` returns a problem with a decoded body (malformed, retried) or None.
+        Raises an ApiError subclass.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"expected a path under the base URL, got {redact_url(path)!r}")
+        url = self.base_url + path
         started = self.clock()
         attempt = 0
         while True:
             attempt += 1
             self.gate.wait()
             try:
-                return self._once(endpoint, url, params, expect, server_hash, attempt)
+                return self._once(endpoint, url, params, expect, server_hash, attempt, check)
             except RetriableApiError as exc:
                 wait = self._backoff(attempt, exc)
                 spent = self.clock() - started
@@ -293,6 +298,8 @@ class BankConnectClient:
                     exc.attempts = attempt
                     exc.args = (f"{exc.args[0]} (gave up after {attempt} attempts, {spent:.1f} s)",)
                     raise
+                if isinstance(exc, RateLimitedError):
+                    self.gate.pause(wait)  # the whole pool backs off, not just this worker
                 self.metrics.retry(endpoint, _reason(exc))
                 self.sleep(wait)
 
@@ -311,6 +318,7 @@ class BankConnectClient:
         expect: type,
         server_hash: bool,
         attempt: int,
+        check: Callable[[Any], str | None] | None,
     ) -> Any:
         s = self.settings
         t0 = self.clock()
@@ -320,15 +328,19 @@ class BankConnectClient:
                 params=params,
                 headers=self._headers(server_hash),
                 timeout=(s.connect_timeout_s, s.read_timeout_s),
+                allow_redirects=False,
             )
             body = resp.content  # a connection dropped mid-body raises here
         except requests.RequestException as exc:
             kind = "timeout" if isinstance(exc, requests.Timeout) else "connection"
             self.metrics.request(endpoint, kind, 0, self.clock() - t0)
-            cause = self.redact(f"{type(exc).__name__}: {exc}")[:SNIPPET]
+            cause = self.redact(_root_cause(exc))[:SNIPPET]
             shown = redact_url(url)
-            raise TransportError(
-                f"{endpoint}: {kind} error from {shown}: {cause}",
+            fatal = isinstance(exc, _CANNOT_HELP)
+            error = ConnectionSetupError if fatal else TransportError
+            what = "TLS or URL problem, retrying cannot help" if fatal else f"{kind} error"
+            raise error(
+                f"{endpoint}: {what}: {shown}: {cause}",
                 endpoint=endpoint,
                 url=shown,
                 attempts=attempt,
@@ -341,9 +353,10 @@ class BankConnectClient:
             except orjson.JSONDecodeError:
                 problem = "body is not JSON"
             else:
-                if isinstance(data, expect):
+                if not isinstance(data, expect):
+                    problem = f"expected a JSON {expect.__name__}, got {type(data).__name__}"
+                elif check is None or (problem := check(data)) is None:  # type: ignore[assignment]
                     return data
-                problem = f"expected a JSON {expect.__name__}, got {type(data).__name__}"
         shown = redact_url(resp.url or url)
         ctype = resp.headers.get("content-type", "")
         where = dict(endpoint=endpoint, status=status, url=shown, attempts=attempt)
@@ -356,11 +369,11 @@ class BankConnectClient:
         if status in (200, 201):
             raise MalformedResponseError(describe(problem), **where)
         if status == 429:
-            after = resp.headers.get("Retry-After")
-            seconds = self._retry_after.parse_retry_after(after) if after else None
-            if seconds:
-                self.gate.pause(seconds)
-            raise RateLimitedError(describe("rate limited"), retry_after=seconds, **where)
+            raise RateLimitedError(
+                describe("rate limited"),
+                retry_after=self._seconds(resp.headers.get("Retry-After")),
+                **where,
+            )
         if status in RETRIABLE_STATUS:
             raise ServerError(describe("server error"), **where)
         if status in (401, 403):
@@ -375,7 +388,53 @@ class BankConnectClient:
         if status == 400:
             code, message = _api_error(body)
             raise BadRequestError(describe("bad request"), code=code, api_message=message, **where)
+        if 300 <= status < 400:
+            where_to = redact_url(resp.headers.get("Location", "?"))
+            raise UnexpectedStatusError(describe(f"redirect to {where_to} not followed"), **where)
         raise UnexpectedStatusError(describe("unexpected status"), **where)
+
+    def _seconds(self, retry_after: str | None) -> float | None:
+        """Retry-After in seconds (a number or an HTTP date); None when absent or unreadable."""
+        if not retry_after:
+            return None
+        try:
+            return self._retry_after.parse_retry_after(retry_after)
+        except InvalidHeader:
+            return None
+
+
+def _has_progress(body: Any) -> str | None:
+    """An analysis body must say how processing went, or it cannot be trusted as data."""
+    progress = body.get("progress")
+    if not isinstance(progress, list):
+        return "no 'progress' list"
+    if any(not isinstance(p, dict) or not p.get("statement_id") for p in progress):
+        return "a 'progress' item without a statement_id"
+    return None
+
+
+# Raised by requests before any byte reaches the API; the same request fails the same way.
+_CANNOT_HELP = (
+    requests.exceptions.SSLError,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason (refused, DNS, certificate), not requests' wrapper text."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = str(exc)
+    if "): " in text and type(exc).__name__.endswith("Error"):  # urllib3's "<conn object>: msg"
+        text = text.split("): ", 1)[1]
+    return f"{type(exc).__name__}: {text}"
 
 
 def _api_error(body: bytes) -> tuple[str | None, str | None]:

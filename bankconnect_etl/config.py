@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import importlib
 import ipaddress
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bankconnect_etl.errors import ConfigError
 
 ENV_PREFIX = "BANKCONNECT_"
+EXAMPLE_BASE_URL = "https://portal.finbox.in/bank-connect/v1"
 Signer = Callable[[str, str], str]  # (timestamp, secret) -> ACCESS_TOKEN
 
 
@@ -92,17 +94,20 @@ class Settings(BaseSettings):
             return None
         value = value.strip().rstrip("/")
         parts = urlsplit(value)
+        if parts.username or parts.password:  # checked first: never echo a credential
+            raise ValueError("put credentials in BANKCONNECT_API_KEY, not in the URL")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                "expected an http(s) URL such as https://portal.finbox.in/bank-connect/v1, "
-                f"got {value!r}"
-            )
+            raise ValueError(f"expected an http(s) URL such as {EXAMPLE_BASE_URL}, got {value!r}")
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError(
                 f"plain http is refused except on loopback; use https://{parts.netloc}{parts.path}"
             )
-        if parts.username or parts.password or parts.query:
-            raise ValueError("put credentials in BANKCONNECT_API_KEY, not in the URL")
+        if parts.query or parts.fragment:
+            raise ValueError(f"expected no query string, got {value!r}")
+        if not re.search(r"/v\d+$", parts.path):
+            raise ValueError(
+                f"expected the API root with its version, such as {EXAMPLE_BASE_URL}, got {value!r}"
+            )
         return value
 
     @field_validator("access_token_signer")
@@ -125,7 +130,17 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}{field.upper()}: {message}",
                 hint="see the configuration table in README.md",
             ) from None
-        if settings.base_url is not None:
+        if settings.base_url is None:
+            given = [
+                n for n in ("api_key", "server_hash", "access_token_secret") if getattr(settings, n)
+            ]
+            if given:  # real credentials and no URL: never fall back to the sandbox silently
+                raise ConfigError(
+                    f"{ENV_PREFIX}{given[0].upper()} is set but BANKCONNECT_BASE_URL is not",
+                    hint=f"set BANKCONNECT_BASE_URL (e.g. {EXAMPLE_BASE_URL}), "
+                    "or unset the credentials to use the sandbox",
+                )
+        else:
             missing = [n for n in ("api_key", "server_hash") if getattr(settings, n) is None]
             if missing:
                 names = " and ".join(ENV_PREFIX + n.upper() for n in missing)

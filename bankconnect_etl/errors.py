@@ -14,7 +14,10 @@
             ├── AuthError            401, 403: wrong or missing credentials
             ├── NotFoundError        404: unknown entity, or a page past the end
             ├── BadRequestError      400: carries the API's error code and message
-            └── UnexpectedStatusError any other status
+            ├── ConnectionSetupError TLS verification failed, or the URL is unusable
+            └── UnexpectedStatusError any other status (a redirect included: never followed)
+
+Errors pickle (for Prefect results and process workers): keyword arguments default.
 
 Catch ``RetriableApiError`` to decide whether a whole batch is worth another try later;
 catch ``FatalApiError`` to fail fast. Every message is one line that names the endpoint,
@@ -47,7 +50,7 @@ class ApiError(BankConnectETLError):
         self,
         message: str,
         *,
-        endpoint: str,
+        endpoint: str = "",
         status: int | None = None,
         url: str = "",
         attempts: int = 1,
@@ -104,6 +107,10 @@ class BadRequestError(FatalApiError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.code = code
         self.api_message = api_message
+
+
+class ConnectionSetupError(FatalApiError):
+    """The request could not be made at all (certificate, bad URL); retrying cannot help."""
 
 
 class UnexpectedStatusError(FatalApiError):

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.errors import ApiError, AuthError, NotFoundError
@@ -35,6 +36,7 @@ from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS
 ONCE_ENDPOINTS = ("entity", "get_pdfs")
 ALL_ENDPOINTS = ANALYSIS_ENDPOINTS + ONCE_ENDPOINTS
 PAGE_SIZE = 10
+log = logging.getLogger(__name__)
 MAX_LISTING_ROUNDS = 5  # re-reads when the count grows while listing; then accept what we have
 
 
@@ -54,40 +56,68 @@ class Listing:
 
 
 def list_entities(
-    client: BankConnectClient, *, link_id: str | None = None, workers: int = 8
+    client: BankConnectClient, *, link_id: str | None = None, workers: int | None = None
 ) -> Listing:
+    """Every entity (or every entity of ``link_id``), in creation order, de-duplicated.
+
+    A listing that ends with fewer entities than the API's ``count`` is logged as a warning
+    and reported by ``Listing.complete``; the missing entities are picked up next run.
+    """
     first = client.entity_page(1, link_id)
     pages: dict[int, list] = {1: _results(first)}
     count = first.get("count")
-    if not isinstance(count, int):
-        url, n = first.get("next"), 1
-        while url:
-            body = client.entity_page(url=url)
-            n += 1
+    if not isinstance(count, int):  # the older shape: follow `next`, by its page number
+        body = first
+        while (n := _next_page(body)) is not None and n not in pages:
+            body = client.entity_page(n, link_id)
             pages[n] = _results(body)
-            url = body.get("next")
         return _listing(pages, None)
-    last = max(1, math.ceil(count / PAGE_SIZE))
+    # "10 records per page at max": take the size the API uses from a full first page.
+    size = len(pages[1]) if first.get("next") and pages[1] else PAGE_SIZE
+    last = max(1, math.ceil(count / size))
     todo = list(range(2, last + 1))
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="list") as pool:
+    with ThreadPoolExecutor(
+        max(1, workers or client.settings.concurrency), thread_name_prefix="list"
+    ) as pool:
         for _ in range(MAX_LISTING_ROUNDS):
-            for n, body in zip(
+            for n, page in zip(
                 todo, pool.map(lambda p: _page(client, p, link_id), todo), strict=True
             ):
-                if body is not None:
-                    pages[n] = _results(body)
-                    count = max(count, int(body.get("count") or 0))
-            grown = max(1, math.ceil(count / PAGE_SIZE))
-            short = len(pages.get(last, [])) < _expected(count, last)
+                if page is not None:
+                    pages[n] = _results(page)
+                    count = max(count, int(page.get("count") or 0))
+            grown = max(1, math.ceil(count / size))
+            short = len(pages.get(last, [])) < _expected(count, last, size)
             if grown == last and not short:
                 break
             # Entities created meanwhile were appended: re-read the old last page and any new ones.
             todo, last = list(range(last, grown + 1)), grown
-    return _listing(pages, count)
+    listing = _listing(pages, count)
+    if not listing.complete:
+        log.warning(
+            "entity listing incomplete: %d of the %d entities the API counts%s; "
+            "the rest are picked up next run",
+            len(listing.entities),
+            count,
+            f" for link_id {link_id}" if link_id else "",
+        )
+    return listing
 
 
-def _expected(count: int, page: int) -> int:
-    return max(0, min(PAGE_SIZE, count - (page - 1) * PAGE_SIZE))
+def _next_page(body: dict) -> int | None:
+    """The page number in a ``next`` link. Only the number is used: credentials are never
+    sent to a URL the server names."""
+    nxt = body.get("next")
+    if not nxt:
+        return None
+    try:
+        return int(parse_qs(urlsplit(str(nxt)).query)["page"][0])
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _expected(count: int, page: int, size: int) -> int:
+    return max(0, min(size, count - (page - 1) * size))
 
 
 def _page(client: BankConnectClient, page: int, link_id: str | None) -> dict | None:
@@ -145,7 +175,7 @@ class EntityBundle:
         for status, message in per.values():
             if status == FAILED:
                 return FAILED, message
-        if any(status == PROCESSING for status, _ in per.values()):
+        if any(status != COMPLETED for status, _ in per.values()):
             return PROCESSING, None
         return COMPLETED, None
 
@@ -159,13 +189,29 @@ class _Due:
     polls: int = field(compare=False, default=0)
 
 
+@dataclass
+class _Active:
+    bundle: EntityBundle
+    outstanding: set[str]
+    started: float  # the entity's first request: its polling deadline runs from here
+
+
 class Extractor:
+    """Fetches entities' endpoints on a bounded pool, polling until processing ends.
+
+    Entities are admitted as capacity frees up, at most ``max_active`` at a time (which
+    bounds memory), and each entity's deadline runs from its own first request. Polls
+    that fall due are sent before the first requests of newly admitted entities, so an
+    entity waiting on processing is never starved by a long list behind it.
+    """
+
     def __init__(
         self,
         client: BankConnectClient,
         *,
         policy: PollPolicy | None = None,
         workers: int | None = None,
+        max_active: int = 256,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -173,6 +219,7 @@ class Extractor:
         self.client = client
         self.policy = policy or PollPolicy(s.poll_initial_s, s.poll_max_s, s.poll_deadline_s)
         self.workers = workers or s.concurrency
+        self.max_active = max(1, max_active)
         self.clock, self.sleep = clock, sleep
 
     def fetch(
@@ -180,46 +227,50 @@ class Extractor:
     ) -> Iterator[EntityBundle]:
         """Yield one bundle per entity, in the order they finish."""
         seq = itertools.count()
-        bundles: dict[str, EntityBundle] = {}
-        outstanding: dict[str, set[str]] = {}
-        started: dict[str, float] = {}
+        waiting = iter(dict.fromkeys(entity_ids))
+        more = True
+        active: dict[str, _Active] = {}
         queue: list[_Due] = []
-        now = self.clock()
-        for eid in dict.fromkeys(entity_ids):
-            bundles[eid] = EntityBundle(eid)
-            outstanding[eid] = set(endpoints)
-            started[eid] = now
-            for endpoint in endpoints:
-                heapq.heappush(queue, _Due(now, next(seq), eid, endpoint))
         inflight: dict[Future, _Due] = {}
+        # Up to two requests per worker: one running, one queued in the pool, so no worker
+        # waits for this loop to hand it the next request.
+        cap = 2 * self.workers
+
+        def submit_due(now: float) -> None:
+            while queue and queue[0].at <= now and len(inflight) < cap:
+                item = heapq.heappop(queue)
+                if item.entity_id in active:  # not already finished (failed)
+                    inflight[pool.submit(self._call, item)] = item
+
         with ThreadPoolExecutor(self.workers, thread_name_prefix="fetch") as pool:
             try:
-                while queue or inflight:
+                while True:
                     now = self.clock()
-                    # Up to two requests per worker: one running, one queued in the pool, so
-                    # no worker waits for this loop to hand it the next request.
-                    cap = 2 * self.workers
-                    while queue and queue[0].at <= now and len(inflight) < cap:
-                        item = heapq.heappop(queue)
-                        if bundles[item.entity_id].status == "failed":
-                            continue
-                        inflight[pool.submit(self._call, item)] = item
+                    submit_due(now)
+                    while more and len(inflight) < cap and len(active) < self.max_active:
+                        eid = next(waiting, None)
+                        if eid is None:
+                            more = False
+                            break
+                        active[eid] = _Active(EntityBundle(eid), set(endpoints), now)
+                        for endpoint in endpoints:
+                            heapq.heappush(queue, _Due(now, next(seq), eid, endpoint))
+                        submit_due(now)
                     if not inflight:
-                        if queue:
-                            self.sleep(max(0.0, queue[0].at - self.clock()))
+                        if not queue:
+                            break
+                        self.sleep(max(0.0, queue[0].at - self.clock()))
                         continue
                     # Full, or nothing else scheduled: wait for a result. Otherwise wake for
-                    # the next poll that falls due (never 0 here: due work was submitted).
+                    # the next poll that falls due.
                     timeout = (
                         None if len(inflight) >= cap or not queue else max(0.0, queue[0].at - now)
                     )
                     done, _ = wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
                     for fut in done:
-                        item = inflight.pop(fut)
-                        finished = self._settle(
-                            item, fut, bundles, outstanding, started, queue, seq
-                        )
+                        finished = self._settle(inflight.pop(fut), fut, active, queue, seq)
                         if finished is not None:
+                            del active[finished.entity_id]
                             yield finished
             finally:
                 for fut in inflight:
@@ -233,10 +284,19 @@ class Extractor:
             return sanitize_pdfs(c.get_pdfs(item.entity_id), c.redact.add)
         return c.analysis(item.entity_id, item.endpoint)
 
-    def _settle(self, item, fut, bundles, outstanding, started, queue, seq) -> EntityBundle | None:  # type: ignore[no-untyped-def]
-        bundle = bundles[item.entity_id]
-        if bundle.status == "failed":
-            return None
+    def _settle(
+        self,
+        item: _Due,
+        fut: Future,
+        active: dict[str, _Active],
+        queue: list[_Due],
+        seq: Iterator[int],
+    ) -> EntityBundle | None:
+        """Record one response; the entity's bundle once all its endpoints are settled."""
+        entry = active.get(item.entity_id)
+        if entry is None:
+            return None  # the entity already failed on another endpoint
+        bundle = entry.bundle
         bundle.polls += 1
         try:
             body = fut.result()
@@ -252,7 +312,7 @@ class Extractor:
             for sid, status in progress_of(body).items():
                 bundle.statements.setdefault(sid, {})[item.endpoint] = status
             if still_processing(body):
-                at = self.policy.next_poll(started[item.entity_id], self.clock(), item.polls + 1)
+                at = self.policy.next_poll(entry.started, self.clock(), item.polls + 1)
                 if at is not None:
                     heapq.heappush(
                         queue, _Due(at, next(seq), item.entity_id, item.endpoint, item.polls + 1)
@@ -262,8 +322,8 @@ class Extractor:
                     bundle.pending_endpoints.append(item.endpoint)
         bundle.responses[item.endpoint] = body
         if done:
-            outstanding[item.entity_id].discard(item.endpoint)
-        if outstanding[item.entity_id]:
+            entry.outstanding.discard(item.endpoint)
+        if entry.outstanding:
             return None
         if bundle.pending_endpoints:
             bundle.status = "pending"

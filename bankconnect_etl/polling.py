@@ -43,7 +43,9 @@ def progress_of(body: dict) -> dict[str, tuple[str, str | None]]:
 
 
 def still_processing(body: dict) -> bool:
-    return any(status == PROCESSING for status, _ in progress_of(body).values())
+    """True while any statement is not yet completed or failed (an unknown status counts as
+    processing: never as complete)."""
+    return any(status not in (COMPLETED, FAILED) for status, _ in progress_of(body).values())
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class SandboxConfig:
     latency_ms: float = 0.0
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = ()  # empty = all kinds
-    slow_ms: float = 5000.0  # how long a `slow` fault holds the response
+    slow_ms: float = 65_000.0  # a `slow` fault: longer than the client's default 60 s read timeout
     retry_after_s: int = 1
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
+import time
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -53,10 +56,8 @@ def test_listing_copes_with_entities_created_meanwhile(
         real = c.entity_page
         moved = []
 
-        def page_then_grow(
-            page: int = 1, link_id: str | None = None, url: str | None = None
-        ) -> dict:
-            body = real(page, link_id, url)
+        def page_then_grow(page: int = 1, link_id: str | None = None) -> dict:
+            body = real(page, link_id)
             if page == grow_after_page and not moved:
                 moved.append(
                     api.admin("POST", "/sandbox/advance", params={"new_entities": 17}).json()
@@ -74,8 +75,8 @@ def test_listing_follows_next_when_count_is_absent(make_sandbox) -> None:
     with client_for(api) as c:
         real = c.entity_page
 
-        def older_shape(page: int = 1, link_id: str | None = None, url: str | None = None) -> dict:
-            body = real(page, link_id, url)
+        def older_shape(page: int = 1, link_id: str | None = None) -> dict:
+            body = real(page, link_id)
             body.pop("count")
             for e in body["results"]:
                 e.pop("meta_data")  # the older page documents no meta_data either
@@ -235,3 +236,86 @@ def test_link_overview_and_net_banking_health(make_sandbox) -> None:
     assert len(health) == 18 and {"bank", "updated_at", "health_up", "issue_details"} <= set(
         health[0]
     )
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def test_each_entity_has_its_own_deadline_and_is_never_starved(make_sandbox) -> None:
+    api = make_sandbox(entities=150, processing_polls=1)
+    with client_for(api, poll_initial_s=0.2, poll_deadline_s=4, concurrency=4) as c:
+        started = time.monotonic()
+        finished_at = {}
+        for b in Extractor(c).fetch(api.entity_ids()):
+            finished_at[b.entity_id] = time.monotonic() - started
+            assert b.status in ("complete", "empty"), (b.entity_id, b.status, b.pending_endpoints)
+    assert len(finished_at) == 150
+    first = finished_at[api.entity_ids()[0]]
+    assert (
+        first < max(finished_at.values()) / 2
+    )  # yielded when it settled, not after the whole list
+
+
+def test_listing_takes_the_page_size_from_the_first_page(make_sandbox) -> None:
+    api = make_sandbox(entities=95)
+    everyone = api.entity_ids()
+    with client_for(api) as c:
+
+        def five_per_page(page: int = 1, link_id: str | None = None) -> dict:
+            rows = everyone[(page - 1) * 5 : page * 5]
+            nxt = f"{api.base}/entity/?page={page + 1}" if page * 5 < len(everyone) else None
+            return {
+                "count": 95,
+                "next": nxt,
+                "previous": None,
+                "results": [{"entity_id": e} for e in rows],
+            }
+
+        c.entity_page = five_per_page  # type: ignore[method-assign]
+        listing = list_entities(c)
+    assert [e["entity_id"] for e in listing.entities] == everyone and listing.pages == 19
+
+
+def test_a_next_link_to_another_host_is_followed_by_page_number_only(make_sandbox) -> None:
+    api = make_sandbox(entities=25)
+    with client_for(api) as c:
+        real = c.session.get
+        hosts = set()
+
+        def spy(url, **kw):  # type: ignore[no-untyped-def]
+            hosts.add(urlsplit(url).netloc)
+            resp = real(url, **kw)
+            if "/entity/" in url and kw.get("params", {}).get("page"):
+                body = resp.json()
+                body.pop("count")
+                if body["next"]:
+                    body["next"] = body["next"].replace(urlsplit(api.base).netloc, "evil.example")
+                resp._content = json.dumps(body).encode()
+            return resp
+
+        c.session.get = spy  # type: ignore[method-assign]
+        listing = list_entities(c)
+    assert len(listing.entities) == 25 and hosts == {urlsplit(api.base).netloc}
+
+
+def test_an_incomplete_listing_is_reported(make_sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    api = make_sandbox(entities=30)
+    with client_for(api) as c:
+        real = c.entity_page
+
+        def lose_page_3(page: int = 1, link_id: str | None = None) -> dict:
+            body = real(page, link_id)
+            if page == 3:
+                body["results"] = []
+            return body
+
+        c.entity_page = lose_page_3  # type: ignore[method-assign]
+        listing = list_entities(c)
+    assert not listing.complete and len(listing.entities) == 20
+    assert "entity listing incomplete: 20 of the 30 entities" in caplog.text
+
+
+def test_a_sandbox_on_a_thread_leaves_the_host_collector_alone(make_sandbox) -> None:
+    before = gc.get_threshold(), gc.get_freeze_count()
+    make_sandbox(entities=10)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before

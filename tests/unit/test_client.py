@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import random
+import socket
 import time
 from email.utils import formatdate
 
@@ -16,11 +18,13 @@ from bankconnect_etl.errors import (
     AuthError,
     BadRequestError,
     ConfigError,
+    ConnectionSetupError,
     MalformedResponseError,
     NotFoundError,
     RateLimitedError,
     ServerError,
     TransportError,
+    UnexpectedStatusError,
 )
 
 API_KEY = "live-key-1234567890"
@@ -236,10 +240,8 @@ def test_rate_limit_paces_all_requests() -> None:
 
 
 def test_headers_sent_where_the_api_asks_for_them() -> None:
-    c, session, _ = client(
-        [response(200, b'{"count": 0, "next": null, "previous": null, "results": []}')],
-        access_token_secret="tok-secret",
-    )
+    page = response(200, b'{"count": 0, "next": null, "previous": null, "results": []}')
+    c, session, _ = client([page, response(200)], access_token_secret="tok-secret")
     c.entity_page(1)
     c.analysis("e1", "accounts")
     page_headers, analysis_headers = session.calls[0]["headers"], session.calls[1]["headers"]
@@ -330,3 +332,122 @@ def test_settings_from_a_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) 
     assert s.api_key is not None and s.api_key.get_secret_value() == API_KEY
     monkeypatch.setenv("BANKCONNECT_RATE_LIMIT_RPS", "5")  # the environment wins over .env
     assert Settings.load().rate_limit_rps == 5
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def test_redirects_are_not_followed() -> None:
+    c, session, _ = client([response(302, b"", **{"Location": "https://elsewhere.test/x"})])
+    with pytest.raises(
+        UnexpectedStatusError, match=r"redirect to https://elsewhere\.test/x not followed"
+    ):
+        c.analysis("e1", "accounts")
+    assert session.calls[0]["allow_redirects"] is False and len(session.calls) == 1
+
+
+def test_only_paths_under_the_base_url_are_requested() -> None:
+    c, session, _ = client([response(200)])
+    with pytest.raises(ValueError, match="expected a path under the base URL"):
+        c.get_json("entity_list", "https://elsewhere.test/bank-connect/v1/entity/?page=2")
+    assert session.calls == []
+
+
+@pytest.mark.parametrize("header", ["abc", "-1", "1.5"])
+def test_an_unreadable_retry_after_counts_as_absent(header: str) -> None:
+    c, session, t = client([response(429, **{"Retry-After": header}), response(200)])
+    assert c.analysis("e1", "accounts")["entity_id"] == "e1"
+    assert len(session.calls) == 2 and len(t.sleeps) == 1
+
+
+def test_a_retry_after_beyond_the_budget_gives_up_without_pausing_the_pool() -> None:
+    c, _, t = client([response(429, **{"Retry-After": "3600"})], max_retry_time_s=300)
+    with pytest.raises(RateLimitedError):
+        c.analysis("e1", "accounts")
+    assert t.sleeps == []
+    c.gate.wait()  # the next, unrelated request is not held for an hour
+    assert t.sleeps == []
+
+
+def test_a_429_without_retry_after_still_slows_the_pool() -> None:
+    c, _, t = client([response(429), response(200)])
+    c.analysis("e1", "accounts")
+    [waited] = t.sleeps
+    other = FakeTime()
+    other.now = t.now - waited
+    c.gate.clock, c.gate.sleep = other.clock, other.sleep
+    c.gate.wait()
+    assert other.sleeps and other.sleeps[0] == pytest.approx(waited)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"detail": "Service temporarily unavailable"}', "no 'progress' list"),
+        (b'{"progress": [{"status": "completed"}]}', "a 'progress' item without a statement_id"),
+    ],
+)
+def test_an_analysis_body_without_progress_is_malformed(body: bytes, problem: str) -> None:
+    c, _, _ = client([response(200, body)], max_attempts=1)
+    with pytest.raises(MalformedResponseError, match=problem):
+        c.analysis("e1", "accounts")
+
+
+def test_tls_and_url_problems_are_fatal_and_show_their_cause() -> None:
+    c, session, _ = client([requests.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED: self-signed")])
+    with pytest.raises(ConnectionSetupError, match="CERTIFICATE_VERIFY_FAILED"):
+        c.analysis("e1", "accounts")
+    assert len(session.calls) == 1
+
+
+def test_a_refused_connection_names_the_real_cause() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again before the request: nothing listens
+    settings = Settings.load(
+        base_url=f"http://127.0.0.1:{port}/bank-connect/v1",
+        api_key=API_KEY,
+        server_hash=SERVER_HASH,
+        max_attempts=1,
+    )
+    with BankConnectClient(settings) as c, pytest.raises(TransportError) as info:
+        c.entity("e1")
+    assert "Connection refused" in str(info.value) and API_KEY not in str(info.value)
+
+
+def test_errors_survive_pickling() -> None:
+    for exc in (
+        ServerError("boom", endpoint="transactions", status=503, url="https://x/y", attempts=3),
+        RateLimitedError("slow down", endpoint="accounts", status=429, retry_after=7.0),
+        BadRequestError(
+            "bad", endpoint="upload", status=400, code="PDF_IS_IMAGE", api_message="scan"
+        ),
+    ):
+        back = pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own object
+        assert type(back) is type(exc) and str(back) == str(exc) and back.__dict__ == exc.__dict__
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"base_url": None}, "BANKCONNECT_API_KEY is set but BANKCONNECT_BASE_URL is not"),
+        (
+            {"base_url": "https://portal.finbox.in/bank-connect"},
+            "expected the API root with its version",
+        ),
+    ],
+)
+def test_config_mistakes_a_first_user_makes(env: dict, message: str) -> None:
+    settings = {"base_url": BASE, "api_key": API_KEY, "server_hash": SERVER_HASH, **env}
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(**{k: v for k, v in settings.items() if v is not None})
+
+
+def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.load(
+            base_url="http://apiuser:S3cretKey@portal.finbox.in/bank-connect/v1",
+            api_key=API_KEY,
+            server_hash=SERVER_HASH,
+        )
+    assert "S3cretKey" not in str(info.value) and "apiuser" not in str(info.value)
