@@ -31,7 +31,7 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -76,6 +76,11 @@ def timed(fn: Callable[[], int]) -> tuple[float, int]:
     t0 = time.perf_counter()
     n = fn()
     return time.perf_counter() - t0, n
+
+
+def _range(runs: Iterable[tuple[float, int]]) -> str:
+    rates = [n / t for t, n in runs]
+    return f"{min(rates):,.0f}-{max(rates):,.0f}"
 
 
 def entity_urls(base: str, ids: list[str]) -> list[str]:
@@ -128,10 +133,8 @@ def main() -> int:
                 floor_runs.append(floor(urls, conc))
             ours_s, ours_n, lat = min(ours_runs, key=lambda r: r[0])
             floor_s, floor_ok = min(floor_runs, key=lambda r: r[0])
-            spread = f"{min(n / t for t, n, _ in ours_runs):,.0f}-{max(n / t for t, n, _ in ours_runs):,.0f}"
-            floor_spread = (
-                f"{min(n / t for t, n in floor_runs):,.0f}-{max(n / t for t, n in floor_runs):,.0f}"
-            )
+            spread = _range(run[:2] for run in ours_runs)
+            floor_spread = _range(floor_runs)
             pulls.append(
                 [
                     f"ours, concurrency {conc}",
