@@ -16,9 +16,24 @@ import requests
 from bankconnect_etl.sandbox import API_PREFIX, SANDBOX_API_KEY, statement_pdf
 from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS
 
-SEEDS = Path(
-    os.environ.get("BANKCONNECT_SEEDS", Path(__file__).resolve().parents[3] / "shared" / "seeds")
-)
+
+def _seed_pages() -> Path:
+    """The vendor's pages: $BANKCONNECT_SEEDS, or shared/seeds beside this clone (as CI has
+    it). They are not copied into the repo: some examples look like real personal data."""
+    if "BANKCONNECT_SEEDS" in os.environ:
+        candidates = [Path(os.environ["BANKCONNECT_SEEDS"])]
+    else:
+        candidates = [p / "shared" / "seeds" for p in Path(__file__).resolve().parents]
+    for path in candidates:
+        if any(path.glob("*.txt")):
+            return path
+    raise RuntimeError(
+        "the vendor's API pages were not found: set BANKCONNECT_SEEDS to their folder, "
+        "or clone this repo beside the steering repo's shared/"
+    )
+
+
+SEEDS = _seed_pages()
 ANALYSIS = ANALYSIS_ENDPOINTS
 # Where the pages say a value may be null although their example shows a string.
 NULLABLE = (
