@@ -270,7 +270,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from bankconnect_etl.demo import run_demo
 
-    return run_demo(entities=args.entities, seed=args.seed)
+    return run_demo(lambda line: print(line, flush=True), entities=args.entities, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:

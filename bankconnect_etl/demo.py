@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.config import Settings
@@ -21,7 +22,8 @@ from bankconnect_etl.sandbox import (
 )
 
 
-def run_demo(entities: int = 60, seed: int = 1) -> int:
+def run_demo(say: Callable[[str], None], entities: int = 60, seed: int = 1) -> int:
+    """Run the demo, reporting each line through ``say`` (the CLI prints them)."""
     started = time.perf_counter()
     with start_in_thread(SandboxConfig(entities=entities, seed=seed)) as sb:
         settings = Settings.load(
@@ -30,7 +32,7 @@ def run_demo(entities: int = 60, seed: int = 1) -> int:
             server_hash=SANDBOX_SERVER_HASH,
             poll_initial_s=0.2,  # the sandbox finishes processing after one poll
         )
-        print(f"sandbox: {entities} entities, seed {seed}, at {sb.base_url}")
+        say(f"sandbox: {entities} entities, seed {seed}, at {sb.base_url}")
         with BankConnectClient(settings) as client:
             listing = list_entities(client)
             bundles = list(Extractor(client).fetch(e["entity_id"] for e in listing.entities))
@@ -46,17 +48,17 @@ def run_demo(entities: int = 60, seed: int = 1) -> int:
             t["transaction_channel"]
             for t in b.responses.get("transactions", {}).get("transactions", [])
         )
-    print(
+    say(
         f"entities: {len(listing.entities)} listed in {listing.pages} pages; "
         + ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))
     )
-    print("statements: " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
-    print("rows: " + ", ".join(f"{k} {n:,}" for k, n in rows.items()))
-    print("top channels: " + ", ".join(f"{k} {n:,}" for k, n in channels.most_common(6)))
-    print(
+    say("statements: " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
+    say("rows: " + ", ".join(f"{k} {n:,}" for k, n in rows.items()))
+    say("top channels: " + ", ".join(f"{k} {n:,}" for k, n in channels.most_common(6)))
+    say(
         f"requests: {metrics.total_requests:,} ({metrics.total_retries} retries), "
         f"{metrics.bytes_received / 1e6:.1f} MB, latency p50 {metrics.latency_ms['p50']} ms "
         f"p99 {metrics.latency_ms['p99']} ms"
     )
-    print(f"done in {time.perf_counter() - started:.1f} s")
+    say(f"done in {time.perf_counter() - started:.1f} s")
     return 0

@@ -110,3 +110,15 @@ def test_port_in_use_is_a_user_error_and_debug_shows_the_traceback() -> None:
 def test_access_token_mode_needs_its_secret_from_the_environment() -> None:
     r = run("sandbox", "--port", "0", "--require-access-token")
     assert r.returncode == 2 and "BANKCONNECT_SANDBOX_TOKEN_SECRET" in r.stderr
+
+
+def test_demo_prints_a_clean_summary() -> None:
+    r = run("demo", "--entities", "25", "--seed", "2", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no warnings, no tracebacks
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("sandbox: 25 entities, seed 2, at http://127.0.0.1:")
+    assert re.search(r"entities: 25 listed in 3 pages; \d+ complete, \d+ empty", r.stdout)
+    assert re.search(r"requests: [\d,]+ \(0 retries\)", r.stdout) and lines[-1].startswith(
+        "done in "
+    )
