@@ -18,6 +18,21 @@ from bankconnect_etl.sandbox import (
 AUTH = {"x-api-key": SANDBOX_API_KEY, "server-hash": SANDBOX_SERVER_HASH}
 
 
+class FakeClock:
+    """Time that moves only when slept in; every sleep is recorded. Call it for the time."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 class Api:
     """A requests session against one sandbox, with the sandbox's credentials."""
 

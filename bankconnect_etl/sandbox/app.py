@@ -26,7 +26,6 @@ from bankconnect_etl.sandbox import models as m
 from bankconnect_etl.sandbox.faults import FAULT_KINDS, FaultMiddleware, FaultState
 from bankconnect_etl.sandbox.pdf import inspect, statement_pdf
 from bankconnect_etl.sandbox.world import (
-    PROGRESS_ENDPOINTS,
     SandboxConfig,
     Session,
     World,
@@ -36,7 +35,7 @@ from bankconnect_etl.sandbox.world import (
     sign_access_token,
     upload_identity,
 )
-from bankconnect_etl.vocab import NET_BANKING_BANKS, is_known_bank
+from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS, NET_BANKING_BANKS, is_known_bank
 
 API_PREFIX = "/bank-connect/v1"
 NOT_AUTHENTICATED = "Authentication credentials were not provided."
@@ -303,7 +302,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
             summary=f"{endpoint.replace('_', ' ').capitalize()} of an entity, with progress",
         )
 
-    for endpoint in PROGRESS_ENDPOINTS:
+    for endpoint in ANALYSIS_ENDPOINTS:
         _analysis_route(endpoint)
 
     @api.get(

@@ -1112,11 +1112,12 @@ def _first_break(rows: Sequence[Txn], statement_id: str) -> str | None:
 @lru_cache(maxsize=512)
 def generated_entity(seed: int, index: int, extra: tuple[int, ...] = ()) -> EntityData:
     """Entity ``index`` of world ``seed``, with ``extra[k]`` statements appended to account k."""
+    return build_entity(seed, entity_header(seed, index), extended_plans(seed, index, extra))
+
+
+def extended_plans(seed: int, index: int, extra: tuple[int, ...] = ()) -> tuple[AccountPlan, ...]:
+    """Entity ``index``'s account plans with ``extra[k]`` statements appended to account k."""
     plans = entity_plans(seed, index)
-    plans = tuple(
+    return tuple(
         extend_plan(seed, p, extra[k] if k < len(extra) else 0) for k, p in enumerate(plans)
     )
-    return build_entity(seed, entity_header(seed, index), plans)
-
-
-entity_from_plans = build_entity

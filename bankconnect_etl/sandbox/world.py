@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
+from bankconnect_etl.config import hmac_sha256_signer
 from bankconnect_etl.sandbox import generator as gen
 from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS, NET_BANKING_BANKS
 
 PAGE_SIZE = 10
 # Endpoints that carry a `progress` field, each with its own processing state.
-PROGRESS_ENDPOINTS = ANALYSIS_ENDPOINTS
 # Identity and accounts come from the upload-time checks; these need the transactions.
-EXTRACTION_ENDPOINTS = frozenset(PROGRESS_ENDPOINTS[2:])
+EXTRACTION_ENDPOINTS = frozenset(ANALYSIS_ENDPOINTS[2:])
 
 SANDBOX_API_KEY = "sandbox-api-key"
 SANDBOX_SERVER_HASH = "sandbox-server-hash"
@@ -68,8 +68,8 @@ class Session:
 
 
 def sign_access_token(secret: str, timestamp: str) -> str:
-    """The sandbox's ACCESS_TOKEN function: HMAC-SHA256 of TIMESTAMP, hex digest."""
-    return hmac.new(secret.encode(), timestamp.encode(), hashlib.sha256).hexdigest()
+    """The ACCESS_TOKEN the sandbox expects: the client's default signer, so both agree."""
+    return hmac_sha256_signer(timestamp, secret)
 
 
 class World:
@@ -157,11 +157,7 @@ class World:
         uploaded = self.uploads.get(self.ids[pos])
         if not uploaded:
             return gen.generated_entity(self.seed, key, ext)
-        plans = gen.entity_plans(self.seed, key)
-        plans = tuple(
-            gen.extend_plan(self.seed, p, ext[k] if k < len(ext) else 0)
-            for k, p in enumerate(plans)
-        )
+        plans = gen.extended_plans(self.seed, key, ext)
         return _from_plans(self.seed, gen.entity_header(self.seed, key), plans + tuple(uploaded))
 
     # ------------------------------------------------------------------ processing
@@ -170,8 +166,8 @@ class World:
         """Data and per-statement status for one poll of ``endpoint``; counts the poll."""
         data = self.data(pos)
         entity_id = self.ids[pos]
-        counters = self.polls.setdefault(entity_id, [0] * len(PROGRESS_ENDPOINTS))
-        e = PROGRESS_ENDPOINTS.index(endpoint)
+        counters = self.polls.setdefault(entity_id, [0] * len(ANALYSIS_ENDPOINTS))
+        e = ANALYSIS_ENDPOINTS.index(endpoint)
         seen = counters[e]
         counters[e] += 1
         now = time.monotonic()
@@ -179,7 +175,7 @@ class World:
         statuses = {}
         for s in data.statements:
             baselines, born_at = self.born.get(
-                s.statement_id, ((0,) * len(PROGRESS_ENDPOINTS), default_born)
+                s.statement_id, ((0,) * len(ANALYSIS_ENDPOINTS), default_born)
             )
             done = (
                 seen - baselines[e] >= self.config.processing_polls
@@ -197,7 +193,7 @@ class World:
         self, entity_id: str, before: gen.EntityData, after: gen.EntityData
     ) -> list[str]:
         old = {s.statement_id for s in before.statements}
-        counters = tuple(self.polls.get(entity_id, [0] * len(PROGRESS_ENDPOINTS)))
+        counters = tuple(self.polls.get(entity_id, [0] * len(ANALYSIS_ENDPOINTS)))
         now = time.monotonic()
         new = [s.statement_id for s in after.statements if s.statement_id not in old]
         for sid in new:
@@ -288,7 +284,7 @@ HEALTH_ISSUES = (
 def _from_plans(
     seed: int, header: gen.EntityHeader, plans: tuple[gen.AccountPlan, ...]
 ) -> gen.EntityData:
-    return gen.entity_from_plans(seed, header, plans)
+    return gen.build_entity(seed, header, plans)
 
 
 # ---------------------------------------------------------------------- payloads

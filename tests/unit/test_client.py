@@ -26,6 +26,7 @@ from bankconnect_etl.errors import (
     TransportError,
     UnexpectedStatusError,
 )
+from tests.conftest import FakeClock
 
 API_KEY = "live-key-1234567890"
 SERVER_HASH = "server-hash-abcdef"
@@ -61,29 +62,16 @@ class FakeSession(requests.Session):
         return nxt
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def client(
-    script: list, t: FakeTime | None = None, **settings: object
-) -> tuple[BankConnectClient, FakeSession, FakeTime]:
-    t = t or FakeTime()
+    script: list, t: FakeClock | None = None, **settings: object
+) -> tuple[BankConnectClient, FakeSession, FakeClock]:
+    t = t or FakeClock(1000.0)
     settings = {"base_url": BASE, "api_key": API_KEY, "server_hash": SERVER_HASH, **settings}
     session = FakeSession(script)
     c = BankConnectClient(
         Settings.load(**settings),
         session=session,
-        clock=t.clock,
+        clock=t,
         sleep=t.sleep,
         rng=random.Random(4),
     )
@@ -189,9 +177,9 @@ def test_retry_after_as_an_http_date() -> None:
 def test_a_429_pauses_every_worker_sharing_the_client() -> None:
     c, _, t = client([response(429, **{"Retry-After": "12"}), response(200)])
     c.analysis("e1", "accounts")
-    other_worker = FakeTime()
+    other_worker = FakeClock()
     other_worker.now = t.now - 12  # another thread asking just after the 429 arrived
-    c.gate.clock, c.gate.sleep = other_worker.clock, other_worker.sleep
+    c.gate.clock, c.gate.sleep = other_worker, other_worker.sleep
     c.gate.wait()
     assert other_worker.sleeps and other_worker.sleeps[0] >= 11
 
@@ -232,8 +220,8 @@ def test_total_retry_time_is_capped() -> None:
 
 
 def test_rate_limit_paces_all_requests() -> None:
-    t = FakeTime()
-    gate = RateGate(rps=4, clock=t.clock, sleep=t.sleep)
+    t = FakeClock(1000.0)
+    gate = RateGate(rps=4, clock=t, sleep=t.sleep)
     for _ in range(9):
         gate.wait()
     assert t.now - 1000.0 == pytest.approx(2.0)  # 9 requests at 4/s: the 9th at 2 s
@@ -373,9 +361,9 @@ def test_a_429_without_retry_after_still_slows_the_pool() -> None:
     c, _, t = client([response(429), response(200)])
     c.analysis("e1", "accounts")
     [waited] = t.sleeps
-    other = FakeTime()
+    other = FakeClock()
     other.now = t.now - waited
-    c.gate.clock, c.gate.sleep = other.clock, other.sleep
+    c.gate.clock, c.gate.sleep = other, other.sleep
     c.gate.wait()
     assert other.sleeps and other.sleeps[0] == pytest.approx(waited)
 

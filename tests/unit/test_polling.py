@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bankconnect_etl.polling import PollPolicy, poll_until_done, progress_of, still_processing
+from tests.conftest import FakeClock
 
 PROCESSING = {"progress": [{"status": "processing", "message": None, "statement_id": "s1"}]}
 DONE = {
@@ -10,19 +11,6 @@ DONE = {
     "transactions": [1],
 }
 FAILED = {"progress": [{"status": "failed", "message": "could not extract", "statement_id": "s1"}]}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.now += s
 
 
 def test_delays_double_from_2s_up_to_30s() -> None:
@@ -39,14 +27,14 @@ def test_next_poll_never_passes_the_deadline() -> None:
 
 def test_polls_until_completed() -> None:
     answers = iter([PROCESSING, PROCESSING, PROCESSING, DONE])
-    clock = Clock()
+    clock = FakeClock()
     result = poll_until_done(lambda: next(answers), PollPolicy(), clock=clock, sleep=clock.sleep)
     assert result.body is DONE and result.polls == 4 and not result.pending
     assert clock.sleeps == [2, 4, 8]
 
 
 def test_still_processing_at_the_deadline_is_pending_not_complete() -> None:
-    clock = Clock()
+    clock = FakeClock()
     result = poll_until_done(
         lambda: PROCESSING, PollPolicy(deadline_s=60), clock=clock, sleep=clock.sleep
     )
@@ -55,7 +43,7 @@ def test_still_processing_at_the_deadline_is_pending_not_complete() -> None:
 
 
 def test_failed_ends_polling_with_the_api_message() -> None:
-    clock = Clock()
+    clock = FakeClock()
     result = poll_until_done(lambda: FAILED, PollPolicy(), clock=clock, sleep=clock.sleep)
     assert result.polls == 1 and not result.pending
     assert progress_of(result.body) == {"s1": ("failed", "could not extract")}
