@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bankconnect_etl import __version__
+from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
 from bankconnect_etl.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -285,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_demo(sub)
     _add_sandbox(sub)
+    add_warehouse_commands(sub, _formatter)
     return parser
 
 

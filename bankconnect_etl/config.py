@@ -17,6 +17,7 @@ import importlib
 import ipaddress
 import re
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -85,6 +86,20 @@ class Settings(BaseSettings):
     poll_max_s: float = Field(30.0, gt=0, description="longest wait between polls")
     poll_deadline_s: float = Field(
         900.0, gt=0, description="per entity; still processing after it = pending"
+    )
+    warehouse: Path = Field(
+        Path("warehouse"),
+        description="warehouse folder: catalog.sqlite, data/ (Parquet), raw/ (responses)",
+    )
+    batch_size: int = Field(
+        100, ge=1, le=10_000, description="entities per warehouse transaction (and Prefect task)"
+    )
+    writer_wait_s: float = Field(
+        600.0, ge=0, description="how long a second writer waits for the writer lock"
+    )
+    raw_enabled: bool = Field(True, description="keep each run's raw responses under raw/")
+    raw_retention_days: int = Field(
+        30, ge=0, description="days of raw responses kept (0: keep forever)"
     )
 
     @field_validator("base_url")

@@ -2,7 +2,10 @@
 
     BankConnectETLError              base of everything raised on purpose
     ├── UserError                    something the person running it can fix; the CLI prints
-    │   └── ConfigError              the message and a hint, no traceback
+    │   ├── ConfigError              the message and a hint, no traceback
+    │   └── WarehouseError           the warehouse cannot be opened (extensions, catalog)
+    │       ├── NoWarehouseError     a reader asked for a warehouse not created yet
+    │       └── WarehouseBusyError   another writer kept the writer lock past the wait
     └── ApiError                     the BankConnect API did not give what was asked
         ├── RetriableApiError        transient; the client retries these itself and raises
         │   │                        one only when attempts or time run out
@@ -41,6 +44,18 @@ class UserError(BankConnectETLError):
 
 class ConfigError(UserError):
     """A setting is missing or invalid; the message names the environment variable."""
+
+
+class WarehouseError(UserError):
+    """The warehouse cannot be opened or written: extensions, catalog, paths."""
+
+
+class NoWarehouseError(WarehouseError):
+    """A reader asked for a warehouse that does not exist (or has no tables) yet."""
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another writer held the writer lock for longer than ``writer_wait_s``."""
 
 
 class ApiError(BankConnectETLError):

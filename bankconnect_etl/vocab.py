@@ -171,3 +171,7 @@ NET_BANKING_BANKS: tuple[str, ...] = (
 def is_known_bank(identifier: str) -> bool:
     """True for a bank identifier in either case (the appendix is upper, data is lower)."""
     return identifier.lower() in BANK_IFSC_PREFIX
+
+
+# How far an entity's last sync got (entities.sync_status).
+SYNC_STATUSES: tuple[str, ...] = ("complete", "pending", "failed", "empty")

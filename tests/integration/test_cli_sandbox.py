@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -17,9 +18,18 @@ pytestmark = pytest.mark.integration
 COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
     return subprocess.run(
-        [COMMAND, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -112,13 +122,21 @@ def test_access_token_mode_needs_its_secret_from_the_environment() -> None:
     assert r.returncode == 2 and "BANKCONNECT_SANDBOX_TOKEN_SECRET" in r.stderr
 
 
-def test_demo_prints_a_clean_summary() -> None:
-    r = run("demo", "--entities", "25", "--seed", "2", timeout=120)
+def test_demo_syncs_the_sandbox_into_a_warehouse_and_queries_it(tmp_path: Path) -> None:
+    r = run("demo", "--entities", "25", "--seed", "2", timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # no warnings, no tracebacks
     lines = r.stdout.splitlines()
     assert lines[0].startswith("sandbox: 25 entities, seed 2, at http://127.0.0.1:")
-    assert re.search(r"entities: 25 listed in 3 pages; \d+ complete, \d+ empty", r.stdout)
-    assert re.search(r"requests: [\d,]+ \(0 retries\)", r.stdout) and lines[-1].startswith(
-        "done in "
-    )
+    assert lines[1] == f"warehouse: {tmp_path / 'warehouse'}"
+    assert re.search(r"run demo-\S+: succeeded in [\d.]+ s, snapshot \d+", r.stdout)
+    assert re.search(r"entities: \d+ complete, \d+ empty", r.stdout)
+    assert re.search(r"rows: entities 25, accounts \d+, .*transactions [\d,]+", r.stdout)
+    assert re.search(r"requests: [\d,]+ \(0 retries\)", r.stdout)
+    assert "quarantined: 0 rows" in r.stdout
+    assert "sample query" in r.stdout and "credits_inr" in r.stdout
+    assert (tmp_path / "warehouse" / "catalog.sqlite").is_file()
+    assert list((tmp_path / "warehouse" / "data").rglob("year=*/month=*/*.parquet"))
+    counted = run("sql", "SELECT count(*) FROM entities", "--format", "csv", cwd=tmp_path)
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout.splitlines() == ["count_star()", "25"]

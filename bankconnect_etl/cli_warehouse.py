@@ -1,0 +1,226 @@
+"""Warehouse commands of ``bankconnect-etl``: ``sql``, ``shell``, ``rebuild``, ``dictionary``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from bankconnect_etl.errors import UserError
+
+Formatter = Callable[[str], argparse.HelpFormatter]
+
+SQL_HELP = """\
+Run one SQL statement against the warehouse (read-only) and print the result.
+
+Tables are selected already (FROM transactions works); `lake.snapshots()` lists the
+snapshots you can travel to with --as-of.
+
+examples:
+  bankconnect-etl sql "FROM entities LIMIT 5"
+  bankconnect-etl sql "SELECT sync_status, count(*) FROM entities GROUP BY ALL" --format csv
+  bankconnect-etl sql "FROM lake.snapshots() ORDER BY snapshot_id DESC LIMIT 5"
+  bankconnect-etl sql "SELECT count(*) FROM transactions" --as-of 2026-11-20T02:00:00
+"""
+
+SHELL_HELP = """\
+An interactive SQL prompt on the warehouse (read-only). End statements with ';'.
+.tables lists the tables, .quit (or Ctrl-D) leaves.
+
+examples:
+  bankconnect-etl shell
+  bankconnect-etl shell --as-of 12
+"""
+
+REBUILD_HELP = """\
+Rebuild the tables from the raw zone (<warehouse>/raw/), without calling the API: every
+archived run is replayed, oldest first, through the same validation and load as a sync.
+
+examples:
+  bankconnect-etl rebuild --from-raw
+  BANKCONNECT_WAREHOUSE=/data/lake bankconnect-etl rebuild --from-raw
+"""
+
+DICTIONARY_HELP = """\
+Print the data dictionary (every table and column, from the pandera schemas) as Markdown.
+
+examples:
+  bankconnect-etl dictionary > docs/data-dictionary.md
+"""
+
+
+def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
+    p = sub.add_parser(
+        "sql", help="run SQL on the warehouse", description=SQL_HELP, formatter_class=formatter
+    )
+    p.add_argument("query", help="one SQL statement")
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default: %(default)s); json is one object per line",
+    )
+    _warehouse_args(p)
+    p.set_defaults(run=run_sql)
+
+    p = sub.add_parser(
+        "shell",
+        help="interactive SQL on the warehouse",
+        description=SHELL_HELP,
+        formatter_class=formatter,
+    )
+    _warehouse_args(p)
+    p.set_defaults(run=run_shell)
+
+    p = sub.add_parser(
+        "rebuild",
+        help="rebuild the tables from archived raw responses",
+        description=REBUILD_HELP,
+        formatter_class=formatter,
+    )
+    p.add_argument("--from-raw", action="store_true", required=True, help="replay <warehouse>/raw/")
+    p.add_argument(
+        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+    )
+    p.set_defaults(run=run_rebuild)
+
+    p = sub.add_parser(
+        "dictionary",
+        help="print the data dictionary (Markdown)",
+        description=DICTIONARY_HELP,
+        formatter_class=formatter,
+    )
+    p.set_defaults(run=run_dictionary)
+
+
+def _warehouse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+    )
+    p.add_argument(
+        "--as-of",
+        metavar="WHEN",
+        help="read the warehouse as it was: an ISO timestamp (UTC unless it has an offset) "
+        "or a snapshot id",
+    )
+
+
+def _connect(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
+    from bankconnect_etl.config import Settings
+    from bankconnect_etl.warehouse import connect
+
+    root = args.warehouse or Settings.load().warehouse
+    return connect(root, read_only=True, as_of=args.as_of)
+
+
+def run_sql(args: argparse.Namespace) -> int:
+    con = _connect(args)
+    try:
+        out = query_output(con, args.query, args.format)
+    finally:
+        con.close()
+    if out:
+        sys.stdout.write(out + "\n")
+    return 0
+
+
+def query_output(con: duckdb.DuckDBPyConnection, query: str, fmt: str = "table") -> str:
+    """Run ``query``; its result as text. A SQL error is a one-line UserError."""
+    from bankconnect_etl.demo import format_table
+
+    try:
+        rel = con.sql(query)
+        if rel is None:
+            return ""
+        if fmt == "table":
+            return format_table(rel)
+        if fmt == "csv":
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(rel.columns)
+            w.writerows(rel.fetchall())
+            return buf.getvalue().rstrip("\n")
+        con.register("query_result", rel.to_arrow_table())
+        try:
+            lines = con.sql("SELECT to_json(q)::VARCHAR FROM query_result q").fetchall()
+        finally:
+            con.unregister("query_result")
+        return "\n".join(line for (line,) in lines)
+    except duckdb.Error as exc:
+        raise UserError(
+            f"sql: {str(exc).splitlines()[0]}",
+            hint='tables: bankconnect-etl sql "SHOW TABLES"',
+        ) from exc
+
+
+def run_shell(args: argparse.Namespace) -> int:
+    import contextlib
+
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401 - line editing and history for input()
+
+    con = _connect(args)
+    snapshot = con.sql("SELECT id FROM lake.current_snapshot()").fetchone()
+    where = f"as of {args.as_of}" if args.as_of else f"snapshot {snapshot[0] if snapshot else '?'}"
+    print(f"warehouse {args.warehouse or 'from BANKCONNECT_WAREHOUSE'} (read-only, {where})")
+    print("end statements with ';'  .tables lists tables  .quit leaves")
+    buffer: list[str] = []
+    try:
+        while True:
+            try:
+                line = input("sql> " if not buffer else " ..> ")
+            except EOFError:
+                print()
+                break
+            stripped = line.strip()
+            if not buffer and stripped in (".quit", ".exit"):
+                break
+            if not buffer and stripped == ".tables":
+                stripped = "SHOW TABLES;"
+            buffer.append(stripped)
+            if not stripped.endswith(";"):
+                continue
+            statement = "\n".join(buffer).rstrip(";")
+            buffer.clear()
+            try:
+                out = query_output(con, statement)
+            except UserError as exc:
+                print(f"error: {exc}")
+                continue
+            if out:
+                print(out)
+    except KeyboardInterrupt:
+        print()
+    finally:
+        con.close()
+    return 0
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    from bankconnect_etl.config import Settings
+    from bankconnect_etl.demo import summary_lines
+    from bankconnect_etl.pipeline import rebuild_from_raw
+
+    overrides = {"warehouse": args.warehouse} if args.warehouse else {}
+    settings = Settings.load(**overrides)
+    if not (settings.warehouse / "raw").is_dir():
+        raise UserError(
+            f"no raw zone at {settings.warehouse / 'raw'}/",
+            hint="raw responses are kept by syncs unless BANKCONNECT_RAW_ENABLED=false",
+        )
+    run = rebuild_from_raw(settings)
+    for line in summary_lines(run):
+        print(line)
+    return 0 if run.status == "succeeded" else 1
+
+
+def run_dictionary(args: argparse.Namespace) -> int:
+    from bankconnect_etl.dictionary import markdown
+
+    sys.stdout.write(markdown())
+    return 0

@@ -1,0 +1,208 @@
+"""A run, start to finish: list, fetch, archive raw, transform, validate, load, record.
+
+Plain functions over the library (no Prefect): the flows in ``flows/`` call these with
+batches, the CLI calls them directly. Every run leaves a row in ``runs`` (succeeded or
+failed, with its counts), and every batch is one warehouse transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bankconnect_etl import raw
+from bankconnect_etl.client import BankConnectClient
+from bankconnect_etl.config import Settings
+from bankconnect_etl.errors import ApiError
+from bankconnect_etl.extract import Extractor, list_entities
+from bankconnect_etl.transform import BatchTransform, ShapeError, Stats, entity_record
+from bankconnect_etl.warehouse import Writer
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (entities done, total)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    kind: str
+    status: str  # succeeded | failed
+    stats: Stats = field(default_factory=Stats)
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    snapshot: int = 0
+    error: str | None = None
+
+
+def new_run_id(kind: str, now: datetime | None = None) -> str:
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{kind}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def load_records(
+    writer: Writer,
+    records: Iterable[dict],
+    *,
+    run_id: str,
+    batch_size: int,
+    archive: raw.RawWriter | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Stats:
+    """Transform and load entity records, ``batch_size`` entities per transaction.
+
+    Records with ``"kind": "bank_health"`` are health observations. Each batch is written
+    to the raw zone (when ``archive`` is given) before it is committed.
+    """
+    stats = Stats()
+    for n, chunk in enumerate(batched(records, batch_size), start=1):
+        if archive is not None:
+            archive.write(chunk)
+        bt = BatchTransform(run_id)
+        for record in chunk:
+            if record.get("kind") == "bank_health":
+                try:
+                    bt.add_bank_health(
+                        record["body"], datetime.fromisoformat(record["observed_at"])
+                    )
+                except ShapeError as exc:
+                    log.warning("net_banking_health not loaded: %s", exc)
+            else:
+                bt.add(record)
+        batch = bt.result()
+        writer.load(batch, message=f"{run_id} batch {n}")
+        stats.merge(batch.stats)
+        if progress is not None:
+            progress(len(batch.replace) + len(batch.touch))
+    return stats
+
+
+def run_sync(
+    settings: Settings,
+    *,
+    kind: str = "nightly",
+    entity_ids: Iterable[str] | None = None,
+    params: dict | None = None,
+    progress: Progress | None = None,
+    client: BankConnectClient | None = None,
+) -> RunResult:
+    """Fetch every entity (or ``entity_ids``) and load it. Needs ``settings.base_url``."""
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    run = RunResult(new_run_id(kind, started), kind, "failed")
+    root = settings.warehouse
+    if settings.raw_enabled:
+        for gone in raw.prune(root / "raw", settings.raw_retention_days):
+            log.info("raw zone: deleted %s (older than %d days)", gone, settings.raw_retention_days)
+    archive = raw.RawWriter(root / "raw", run.run_id, started) if settings.raw_enabled else None
+    own_client = client is None
+    client = client or BankConnectClient(settings)
+    try:
+        with Writer(root, wait_s=settings.writer_wait_s, run_id=run.run_id) as w:
+            w.start_run(run.run_id, kind, params or {}, started)
+            try:
+                listing = list_entities(client)
+                summaries = {e["entity_id"]: e for e in listing.entities}
+                wanted = list(summaries) if entity_ids is None else list(entity_ids)
+                done = 0
+
+                def advance(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    if progress is not None:
+                        progress(done, len(wanted))
+
+                fetched_at = datetime.now(UTC)
+                records = (
+                    entity_record(b, summaries.get(b.entity_id), fetched_at)
+                    for b in Extractor(client).fetch(wanted)
+                )
+                run.stats = load_records(
+                    w,
+                    itertools.chain(records, _health(client)),
+                    run_id=run.run_id,
+                    batch_size=settings.batch_size,
+                    archive=archive,
+                    progress=advance,
+                )
+                run.status = "succeeded"
+            except BaseException as exc:
+                run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise
+            finally:
+                m = client.metrics.snapshot()
+                run.requests, run.retries = m.total_requests, m.total_retries
+                run.seconds = time.monotonic() - t0
+                w.finish_run(
+                    run.run_id,
+                    status=run.status,
+                    counts=run.stats.as_json() | {"seconds": round(run.seconds, 1)},
+                    requests=run.requests,
+                    retries=run.retries,
+                    error=run.error,
+                )
+                run.snapshot = w.snapshot_id()
+    finally:
+        if own_client:
+            client.close()
+    return run
+
+
+def _health(client: BankConnectClient) -> Iterator[dict]:
+    """One net_banking_health observation, as a record; none if the endpoint fails."""
+    try:
+        body = client.net_banking_health()
+    except ApiError as exc:
+        log.warning("net_banking_health not recorded: %s", exc)
+        return
+    yield {"kind": "bank_health", "observed_at": datetime.now(UTC).isoformat(), "body": body}
+
+
+def rebuild_from_raw(
+    settings: Settings, *, progress: Callable[[int], None] | None = None
+) -> RunResult:
+    """Replay the raw zone, oldest run first, through the same transform and load."""
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    run = RunResult(new_run_id("rebuild", started), "rebuild", "failed")
+    root = settings.warehouse
+    folders = raw.runs(root / "raw")
+    with Writer(root, wait_s=settings.writer_wait_s, run_id=run.run_id) as w:
+        w.start_run(run.run_id, "rebuild", {"runs": [f.name for f in folders]}, started)
+        try:
+            for folder in folders:
+                for part in raw.parts(folder):
+                    stats = load_records(
+                        w,
+                        raw.read_part(part),
+                        run_id=run.run_id,
+                        batch_size=10**9,  # a part was one batch when written
+                        progress=progress,
+                    )
+                    run.stats.merge(stats)
+            run.status = "succeeded"
+        except BaseException as exc:
+            run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise
+        finally:
+            run.seconds = time.monotonic() - t0
+            w.finish_run(
+                run.run_id,
+                status=run.status,
+                counts=run.stats.as_json() | {"seconds": round(run.seconds, 1)},
+                error=run.error,
+            )
+            run.snapshot = w.snapshot_id()
+    return run

@@ -1,0 +1,85 @@
+"""The raw zone: every run's entity records, as fetched, so tables can be rebuilt offline.
+
+``<warehouse>/raw/<YYYY-MM-DD>/<run_id>/part-00001.jsonl.gz``: one entity record per line
+(``transform.entity_record``: the responses exactly as the API sent them, minus
+``pdf_password`` and signed URL query strings, which extraction never keeps), one part
+per warehouse batch, written and closed before that batch is committed. A rebuild replays
+the runs in order through the same transform and load code as a sync.
+
+Retention: day folders older than ``raw_retention_days`` are deleted when a run starts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+class RawWriter:
+    """Writes one run's parts."""
+
+    def __init__(self, root: Path, run_id: str, started: datetime | None = None) -> None:
+        day = (started or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+        self.folder = Path(root) / day / run_id
+        self.parts = 0
+
+    def write(self, records: Iterable[dict]) -> Path:
+        """One part file holding ``records``; complete on disk when this returns."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.parts += 1
+        path = self.folder / f"part-{self.parts:05d}.jsonl.gz"
+        tmp = path.with_suffix(".tmp")
+        with gzip.open(tmp, "wb", compresslevel=5) as f:
+            for record in records:
+                f.write(orjson.dumps(record))
+                f.write(b"\n")
+        tmp.replace(path)  # a part is whole or absent
+        return path
+
+
+def runs(root: Path) -> list[Path]:
+    """Run folders, oldest first (by day, then by the run's first part's time)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [
+        run
+        for day in sorted(p for p in root.iterdir() if p.is_dir() and _DAY.match(p.name))
+        for run in day.iterdir()
+        if run.is_dir() and any(run.glob("part-*.jsonl.gz"))
+    ]
+    return sorted(
+        found, key=lambda r: (r.parent.name, min(p.stat().st_mtime for p in r.glob("*.gz")))
+    )
+
+
+def parts(run: Path) -> list[Path]:
+    return sorted(Path(run).glob("part-*.jsonl.gz"))
+
+
+def read_part(path: Path) -> Iterator[dict]:
+    with gzip.open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def prune(root: Path, keep_days: int, today: date | None = None) -> list[Path]:
+    """Delete day folders older than ``keep_days`` (0 keeps everything); those deleted."""
+    if keep_days <= 0 or not Path(root).is_dir():
+        return []
+    cutoff = (today or datetime.now(UTC).date()) - timedelta(days=keep_days)
+    gone = []
+    for day in Path(root).iterdir():
+        if day.is_dir() and _DAY.match(day.name) and date.fromisoformat(day.name) < cutoff:
+            shutil.rmtree(day)
+            gone.append(day)
+    return sorted(gone)

@@ -1,0 +1,470 @@
+"""The warehouse: a DuckLake (SQLite catalog + partitioned Parquet) attached by DuckDB.
+
+Layout under ``BANKCONNECT_WAREHOUSE`` (default ``./warehouse``)::
+
+    catalog.sqlite     DuckLake catalog: tables, snapshots (time travel), file lists
+    data/              Parquet files; transaction tables under year=YYYY/month=M/
+    raw/               each run's responses, gzipped JSON lines (see bankconnect_etl.raw)
+    writer.lock        held by the one writer; writer.json says who holds it
+
+Readers (``connect()``) attach read-only and never wait: DuckLake gives each query a
+committed snapshot, so a reader sees an entity's rows from before or after a batch, never
+half. Writers (``Writer``) hold ``writer.lock`` for their whole session: two DuckLake
+writers on one SQLite catalog fail with "database is locked", so a second writer waits
+with a message and a timeout instead.
+
+An entity's rows in every table are replaced in one transaction (delete, then insert),
+many entities per transaction. A process killed mid-batch leaves the last committed
+snapshot; the entity rows it had not committed are simply fetched again by the next run.
+
+The DuckDB extensions come from their pip packages and are loaded by path: nothing is
+downloaded. DDL is generated from the pandera models in ``schemas/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import util as importlib_util
+from pathlib import Path
+
+import duckdb
+import filelock
+import pyarrow as pa
+
+from bankconnect_etl.errors import (
+    BankConnectETLError,
+    NoWarehouseError,
+    UserError,
+    WarehouseBusyError,
+    WarehouseError,
+)
+from bankconnect_etl.schemas.tables import ENTITY_TABLES, JSON_COLUMNS, TABLES
+from bankconnect_etl.transform import Batch, arrow_schema
+
+log = logging.getLogger(__name__)
+
+LAKE = "lake"
+EXTENSION_PACKAGES = ("duckdb_extension_sqlite_scanner", "duckdb_extension_ducklake")
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.sqlite"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "writer.lock"
+
+    @property
+    def holder(self) -> Path:
+        return self.root / "writer.json"
+
+
+# ---------------------------------------------------------------------- connections
+
+
+def extension_paths() -> list[Path]:
+    """The ducklake and sqlite extension binaries inside their pip packages."""
+    found = []
+    for package in EXTENSION_PACKAGES:
+        spec = importlib_util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise WarehouseError(
+                f"the Python package {package.replace('_', '-')} is not installed",
+                hint="run `make install` to install the project's dependencies",
+            )
+        binary = next(Path(spec.origin).parent.rglob("*.duckdb_extension"), None)
+        if binary is None:
+            raise WarehouseError(f"{package}: no .duckdb_extension file in the package")
+        found.append(binary)
+    return found
+
+
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"autoinstall_known_extensions": False})
+    for path in extension_paths():
+        con.execute(f"LOAD '{_quote(str(path))}'")
+    return con
+
+
+def _attach(
+    con: duckdb.DuckDBPyConnection,
+    paths: Paths,
+    *,
+    read_only: bool,
+    as_of: datetime | int | None = None,
+) -> None:
+    options = [f"DATA_PATH '{_quote(str(paths.data))}/'"]
+    if read_only:
+        options.append("READ_ONLY")
+    else:
+        options.append("DATA_INLINING_ROW_LIMIT 0")  # rows land in Parquet, not the catalog
+    if isinstance(as_of, int):
+        options.append(f"SNAPSHOT_VERSION {as_of}")
+    elif isinstance(as_of, datetime):
+        options.append(f"SNAPSHOT_TIME '{_utc(as_of).isoformat(sep=' ')}'")
+    con.execute(
+        f"ATTACH 'ducklake:sqlite:{_quote(str(paths.catalog))}' AS {LAKE} ({', '.join(options)})"
+    )
+    con.execute(f"USE {LAKE}")
+
+
+def connect(
+    warehouse: str | Path | None = None,
+    *,
+    read_only: bool = True,
+    as_of: datetime | int | str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the warehouse attached as ``lake`` (and selected).
+
+    ``as_of`` is a snapshot id, a datetime (UTC if naive) or an ISO timestamp: the
+    warehouse as it was then. Read-only connections never block the writer.
+    """
+    paths = Paths(Path(warehouse or os.environ.get("BANKCONNECT_WAREHOUSE", "warehouse")))
+    if read_only and not paths.catalog.exists():
+        raise NoWarehouseError(
+            f"no warehouse at {paths.root}/ (no catalog.sqlite)",
+            hint="run `bankconnect-etl demo` or a sync first, or set BANKCONNECT_WAREHOUSE",
+        )
+    if read_only and not _has_tables(paths):
+        raise NoWarehouseError(
+            f"the warehouse at {paths.root}/ has no tables yet",
+            hint="run `bankconnect-etl demo` or a sync first",
+        )
+    con = _duckdb()
+    try:
+        _attach(con, paths, read_only=read_only, as_of=parse_as_of(as_of))
+    except duckdb.Error as exc:
+        con.close()
+        raise _as_of_error(exc, as_of) from exc
+    return con
+
+
+def parse_as_of(value: datetime | int | str | None) -> datetime | int | None:
+    """``--as-of`` as given by a user: a snapshot id (``12``) or an ISO timestamp."""
+    if value is None or isinstance(value, datetime | int):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"--as-of {text!r} is neither a snapshot id nor an ISO timestamp",
+            hint="e.g. --as-of 2026-11-20T02:00:00 (UTC unless it has an offset) or --as-of 12",
+        ) from None
+
+
+def _as_of_error(exc: duckdb.Error, as_of: object) -> BankConnectETLError:
+    text = str(exc).splitlines()[0]
+    if as_of is not None and ("snapshot" in text.lower() or "timestamp" in text.lower()):
+        return UserError(
+            f"no snapshot at --as-of {as_of}: {text}",
+            hint='`bankconnect-etl sql "FROM lake.snapshots()"` lists the snapshots',
+        )
+    return WarehouseError(f"cannot attach the warehouse: {text}")
+
+
+def _has_tables(paths: Paths) -> bool:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{paths.catalog}?mode=ro", uri=True, timeout=30)
+        try:
+            row = db.execute(
+                "SELECT count(*) FROM ducklake_table WHERE end_snapshot IS NULL"
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])
+
+
+# ---------------------------------------------------------------------- DDL
+
+
+DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.date32(): "DATE",
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.decimal128(18, 2): "DECIMAL(18,2)",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+    pa.list_(pa.string()): "VARCHAR[]",
+}
+
+
+def ddl(table: str) -> list[str]:
+    """CREATE TABLE (and partitioning) for ``table``, from its pandera model."""
+    columns = []
+    for f in arrow_schema(table):
+        kind = "JSON" if (table, f.name) in JSON_COLUMNS else DUCKDB_TYPES[f.type]
+        columns.append(f"{f.name} {kind}")
+    statements = [f"CREATE TABLE IF NOT EXISTS {LAKE}.{table} ({', '.join(columns)})"]
+    spec = TABLES[table]
+    if spec.partition_date:
+        d = spec.partition_date
+        statements.append(f"ALTER TABLE {LAKE}.{table} SET PARTITIONED BY (year({d}), month({d}))")
+    return statements
+
+
+# ---------------------------------------------------------------------- the writer
+
+
+class Writer:
+    """The one writing session on a warehouse. Use as a context manager.
+
+    Holds the writer lock from ``__enter__`` to ``__exit__``; waits for it up to
+    ``wait_s``, logging who holds it, then raises ``WarehouseBusyError``.
+    """
+
+    def __init__(self, warehouse: str | Path, *, wait_s: float = 600.0, run_id: str = "") -> None:
+        self.paths = Paths(Path(warehouse))
+        self.wait_s = wait_s
+        self.run_id = run_id
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self._lock: filelock.FileLock | None = None
+
+    def __enter__(self) -> Writer:
+        self.paths.data.mkdir(parents=True, exist_ok=True)
+        self._acquire()
+        try:
+            self.con = _duckdb()
+            _attach(self.con, self.paths, read_only=False)
+            self._create_tables()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.con is not None:
+            with suppress(duckdb.Error):
+                self.con.close()
+            self.con = None
+        if self._lock is not None:
+            with suppress(OSError):
+                self.paths.holder.unlink()
+            self._lock.release()
+            self._lock = None
+
+    def _acquire(self) -> None:
+        lock = filelock.FileLock(str(self.paths.lock))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            log.warning(
+                "waiting for the warehouse writer lock at %s: held by %s; giving up after %.0f s "
+                "(BANKCONNECT_WRITER_WAIT_S)",
+                self.paths.lock,
+                self._holder(),
+                self.wait_s,
+            )
+            started = time.monotonic()
+            try:
+                lock.acquire(timeout=self.wait_s, poll_interval=0.2)
+            except filelock.Timeout:
+                raise WarehouseBusyError(
+                    f"another writer held the warehouse for {self.wait_s:.0f} s: {self._holder()}",
+                    hint="wait for it to finish, or raise BANKCONNECT_WRITER_WAIT_S",
+                ) from None
+            log.warning("writer lock acquired after %.1f s", time.monotonic() - started)
+        self._lock = lock
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "run_id": self.run_id,
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.paths.holder.write_text(json.dumps(holder))
+
+    def _holder(self) -> str:
+        try:
+            h = json.loads(self.paths.holder.read_text())
+        except (OSError, ValueError):
+            return "another process"
+        run = f", run {h['run_id']}" if h.get("run_id") else ""
+        return f"pid {h.get('pid')} on {h.get('host')}{run}, since {h.get('since')}"
+
+    def _create_tables(self) -> None:
+        con = self._con
+        existing = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]
+            ).fetchall()
+        }
+        missing = [t for t in TABLES if t not in existing]
+        if not missing:
+            return
+        con.execute("BEGIN")
+        for table in missing:
+            for statement in ddl(table):
+                con.execute(statement)
+        con.execute("COMMIT")
+
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            raise WarehouseError("the writer is not open")
+        return self.con
+
+    # ------------------------------------------------------------------ writing
+
+    def load(self, batch: Batch, *, message: str = "") -> int:
+        """Replace the batch's entities in one transaction; the new snapshot id."""
+        con = self._con
+        replace = pa.table({"entity_id": pa.array(batch.replace, pa.string())})
+        touched = pa.table({"entity_id": pa.array(batch.replace + batch.touch, pa.string())})
+        con.register("batch_replace", replace)
+        con.register("batch_touched", touched)
+        try:
+            con.execute("BEGIN")
+            if message:
+                con.execute(f"CALL {LAKE}.set_commit_message('bankconnect-etl', ?)", [message])
+            self._load_entities(batch.tables["entities"])
+            for table in ENTITY_TABLES:
+                if table == "entities":
+                    continue
+                con.execute(
+                    f"DELETE FROM {LAKE}.{table} "
+                    "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
+                )
+                self._insert(table, batch.tables[table])
+            self._insert("bank_health", batch.tables["bank_health"])
+            con.execute("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("batch_replace")
+            con.unregister("batch_touched")
+        return self.snapshot_id()
+
+    def _load_entities(self, rows: pa.Table) -> None:
+        """Upsert entity rows, keeping when each was first seen and, for entities that did
+        not complete, when their rows were last replaced."""
+        con = self._con
+        con.register("batch_entities", rows)
+        try:
+            cols = arrow_schema("entities").names
+            select = [
+                "least(n.first_seen_at, coalesce(o.first_seen_at, n.first_seen_at))"
+                if c == "first_seen_at"
+                else "coalesce(n.last_synced_at, o.last_synced_at)"
+                if c == "last_synced_at"
+                else f"n.{c}"
+                for c in cols
+            ]
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE merged_entities AS SELECT {', '.join(select)} "
+                f"FROM batch_entities n LEFT JOIN {LAKE}.entities o USING (entity_id)"
+            )
+            con.execute(
+                f"DELETE FROM {LAKE}.entities "
+                "WHERE entity_id IN (SELECT entity_id FROM batch_entities)"
+            )
+            con.execute(f"INSERT INTO {LAKE}.entities SELECT * FROM merged_entities")
+        finally:
+            con.unregister("batch_entities")
+
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        name = f"batch_{table}"
+        self._con.register(name, rows)
+        try:
+            self._con.execute(f"INSERT INTO {LAKE}.{table} SELECT * FROM {name}")
+        finally:
+            self._con.unregister(name)
+
+    def append(self, table: str, rows: pa.Table) -> None:
+        """Append rows to a history table (bank_health), in their own transaction."""
+        self._insert(table, rows)
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, kind: str, params: dict, started_at: datetime) -> None:
+        self._con.execute(
+            f"INSERT INTO {LAKE}.runs VALUES (?, ?, ?, ?, NULL, 'running', '{{}}', 0, 0, NULL)",
+            [run_id, kind, json.dumps(params, default=str, sort_keys=True), _naive(started_at)],
+        )
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        counts: dict,
+        requests: int = 0,
+        retries: int = 0,
+        error: str | None = None,
+    ) -> None:
+        self._con.execute(
+            f"UPDATE {LAKE}.runs SET finished_at = ?, status = ?, counts = ?, requests = ?, "
+            "retries = ?, error = ? WHERE run_id = ?",
+            [
+                _naive(datetime.now(UTC)),
+                status,
+                json.dumps(counts, default=str, sort_keys=True),
+                requests,
+                retries,
+                error,
+                run_id,
+            ],
+        )
+
+    def snapshot_id(self) -> int:
+        row = self._con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()
+        return int(row[0]) if row else 0
+
+    def fingerprints(self) -> dict[str, tuple[str | None, str]]:
+        """entity_id → (fingerprint, sync_status) as last recorded."""
+        rows = self._con.execute(
+            f"SELECT entity_id, fingerprint, sync_status FROM {LAKE}.entities"
+        ).fetchall()
+        return {e: (fp, status) for e, fp, status in rows}
+
+
+@contextmanager
+def writer(warehouse: str | Path, *, wait_s: float = 600.0, run_id: str = "") -> Iterator[Writer]:
+    with Writer(warehouse, wait_s=wait_s, run_id=run_id) as w:
+        yield w
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _naive(ts: datetime) -> datetime:
+    return _utc(ts).replace(tzinfo=None)
