@@ -94,8 +94,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         100, ge=1, le=10_000, description="entities per warehouse transaction (and Prefect task)"
     )
+    transform_workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="processes validating batches while the main one loads (0: none)",
+    )
     writer_wait_s: float = Field(
-        600.0, ge=0, description="how long a second writer waits for the writer lock"
+        7200.0, ge=0, description="how long a second writer waits for the writer lock"
     )
     raw_enabled: bool = Field(True, description="keep each run's raw responses under raw/")
     raw_retention_days: int = Field(

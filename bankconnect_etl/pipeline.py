@@ -11,16 +11,20 @@ import itertools
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
 
 from bankconnect_etl import raw
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import ApiError
 from bankconnect_etl.extract import Extractor, list_entities
-from bankconnect_etl.transform import BatchTransform, ShapeError, Stats, entity_record
+from bankconnect_etl.transform import Batch, BatchTransform, ShapeError, Stats, entity_record
 from bankconnect_etl.warehouse import Writer
 
 log = logging.getLogger(__name__)
@@ -52,40 +56,81 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def transform_chunk(run_id: str, chunk: list[dict] | str) -> Batch:
+    """One batch of entity records (or a raw part file's path) → rows for the warehouse.
+
+    Records with ``"kind": "bank_health"`` are health observations. Runs in a worker
+    process when ``load_records`` has one, so it takes and returns picklable values only.
+    """
+    records = raw.read_part(Path(chunk)) if isinstance(chunk, str) else chunk
+    bt = BatchTransform(run_id)
+    for record in records:
+        if record.get("kind") == "bank_health":
+            try:
+                bt.add_bank_health(record["body"], datetime.fromisoformat(record["observed_at"]))
+            except ShapeError as exc:
+                log.warning("net_banking_health not loaded: %s", exc)
+        else:
+            bt.add(record)
+    return bt.result()
+
+
 def load_records(
     writer: Writer,
-    records: Iterable[dict],
+    chunks: Iterable[list[dict] | str] | Iterable[dict],
     *,
     run_id: str,
-    batch_size: int,
+    batch_size: int | None = None,
     archive: raw.RawWriter | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> Stats:
-    """Transform and load entity records, ``batch_size`` entities per transaction.
+    """Transform and load batches of entity records, one warehouse transaction per batch.
 
-    Records with ``"kind": "bank_health"`` are health observations. Each batch is written
-    to the raw zone (when ``archive`` is given) before it is committed.
+    ``chunks`` are lists of entity records or paths of raw part files; with ``batch_size``
+    they are single records, batched here. Each list is written to the raw zone (when
+    ``archive`` is given) before its batch is committed.
+
+    With ``workers`` > 0, batches after the first are transformed in that many worker
+    processes while this one loads the previous batch: on two cores, validation and
+    loading overlap instead of taking turns. The first batch is transformed here, so a run
+    of one batch never starts a process.
     """
     stats = Stats()
-    for n, chunk in enumerate(batched(records, batch_size), start=1):
-        if archive is not None:
-            archive.write(chunk)
-        bt = BatchTransform(run_id)
-        for record in chunk:
-            if record.get("kind") == "bank_health":
-                try:
-                    bt.add_bank_health(
-                        record["body"], datetime.fromisoformat(record["observed_at"])
-                    )
-                except ShapeError as exc:
-                    log.warning("net_banking_health not loaded: %s", exc)
-            else:
-                bt.add(record)
-        batch = bt.result()
+    pool: ProcessPoolExecutor | None = None
+    pending: deque[Future[Batch]] = deque()
+
+    def commit(batch: Batch, n: int) -> None:
         writer.load(batch, message=f"{run_id} batch {n}")
         stats.merge(batch.stats)
         if progress is not None:
             progress(len(batch.replace) + len(batch.touch))
+
+    if batch_size is not None:
+        chunks = batched(chunks, batch_size)
+    n = 0
+    try:
+        for chunk in chunks:
+            if archive is not None and not isinstance(chunk, str):
+                archive.write(chunk)
+            if n == 0 or workers <= 0:
+                n += 1
+                commit(transform_chunk(run_id, chunk), n)
+                continue
+            if pool is None:
+                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            pending.append(pool.submit(transform_chunk, run_id, chunk))
+            while len(pending) > workers:  # bounded: at most workers + 1 batches in memory
+                n += 1
+                commit(pending.popleft().result(), n)
+        while pending:
+            n += 1
+            commit(pending.popleft().result(), n)
+    finally:
+        if pool is not None:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
     return stats
 
 
@@ -131,11 +176,11 @@ def run_sync(
                 )
                 run.stats = load_records(
                     w,
-                    itertools.chain(records, _health(client)),
+                    batched(itertools.chain(records, _health(client)), settings.batch_size),
                     run_id=run.run_id,
-                    batch_size=settings.batch_size,
                     archive=archive,
                     progress=advance,
+                    workers=settings.transform_workers,
                 )
                 run.status = "succeeded"
             except BaseException as exc:
@@ -182,16 +227,13 @@ def rebuild_from_raw(
     with Writer(root, wait_s=settings.writer_wait_s, run_id=run.run_id) as w:
         w.start_run(run.run_id, "rebuild", {"runs": [f.name for f in folders]}, started)
         try:
-            for folder in folders:
-                for part in raw.parts(folder):
-                    stats = load_records(
-                        w,
-                        raw.read_part(part),
-                        run_id=run.run_id,
-                        batch_size=10**9,  # a part was one batch when written
-                        progress=progress,
-                    )
-                    run.stats.merge(stats)
+            run.stats = load_records(
+                w,
+                (str(part) for folder in folders for part in raw.parts(folder)),
+                run_id=run.run_id,
+                progress=progress,
+                workers=settings.transform_workers,
+            )
             run.status = "succeeded"
         except BaseException as exc:
             run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -38,7 +38,13 @@ import pyarrow.compute as pc
 
 from bankconnect_etl.extract import EntityBundle
 from bankconnect_etl.schemas.tables import TABLES
-from bankconnect_etl.schemas.wire import RECORDS, api_date, month_year, parse_api_dates
+from bankconnect_etl.schemas.wire import (
+    RECORDS,
+    api_date,
+    frame_column,
+    month_year,
+    parse_api_dates,
+)
 from bankconnect_etl.vocab import (
     ANALYSIS_ENDPOINTS,
     DESCRIPTIONS,
@@ -287,8 +293,12 @@ class BatchTransform:
             rows = _list(analysis["transactions"], "transactions", "transactions")
             _require(rows, "transactions", RECORDS["transaction"], drift, "transaction")
             per_account: Counter = Counter()
+            account = None
             for r in rows:
-                account = r.get("account_id") if isinstance(r, dict) else None
+                # a record without a readable account counts in the account it sits among,
+                # so its quarantine leaves a gap there instead of renumbering the rest
+                if isinstance(r, dict) and isinstance(r.get("account_id"), str):
+                    account = r["account_id"]
                 per_account[account] += 1
                 seq = per_account[account]
                 if isinstance(r, dict) and isinstance(r.get("hash"), str):
@@ -432,13 +442,87 @@ class BatchTransform:
             ],
             "quarantine": self.quarantine,
         }
-        self._count_unknown(tables)
+        # the records behind each row, in row order, for quarantining a row by position
+        sources = {
+            "accounts": valid["account"],
+            "identities": valid["identity"],
+            "transactions": valid["transaction"],
+            "salary_transactions": valid["salary_transaction"],
+            "lender_transactions": valid["lender_transaction"],
+            "recurring_sets": [(rec, ctx) for rec, ctx, _, _ in set_rows],
+            "recurring_set_transactions": valid["recurring_transaction"],
+            "fraud_flags": valid["fraud"],
+            "statement_files": valid["statement_file"],
+            "bank_health": valid["bank_health"],
+        }
         out = {}
         for name, rows in tables.items():
-            out[name] = rows if isinstance(rows, pyarrow_.Table) else to_arrow(name, rows)
-            if name != "quarantine":
-                self.stats.rows[name] += out[name].num_rows
+            if name == "quarantine":
+                continue
+            data = rows if isinstance(rows, pyarrow_.Table) else to_arrow(name, rows)
+            out[name] = self._enforce(name, data, sources.get(name))
+            self.stats.rows[name] += out[name].num_rows
+        self._count_unknown(out)
+        out["quarantine"] = to_arrow("quarantine", self.quarantine)
         return Batch(self.replace, self.touch, out, self.stats)
+
+    def _enforce(
+        self, name: str, data: pyarrow_.Table, sources: list[tuple[Any, dict]] | None
+    ) -> pyarrow_.Table:
+        """Hold the batch's typed rows to the table's contract: its key is unique (a
+        repeated key keeps its first row) and its pandera model passes, lazily. Rows that
+        fail go to quarantine with the check; a column-level failure is a bug and raises."""
+        if data.num_rows == 0:
+            return data
+        frame = data.to_pandas(types_mapper=pd.ArrowDtype)
+        reasons: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        key = list(TABLES[name].key)
+        if key and name != "entities":
+            repeated = frame.duplicated(subset=key, keep="first").to_numpy()
+            for i in np.flatnonzero(repeated):
+                shown = ", ".join(f"{k}={frame[k].iat[i]}" for k in key)
+                reasons[int(i)].append(("duplicate_key", f"duplicate key: {shown}"))
+        try:
+            TABLES[name].model.validate(frame, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            fc = exc.failure_cases
+            for idx, col, check, value in zip(
+                fc["index"], fc["column"], fc["check"], fc["failure_case"], strict=True
+            ):
+                if idx is None or pd.isna(idx):
+                    raise TypeError(
+                        f"{name} rows break the table contract: {col}: {check}"
+                    ) from exc
+                reasons[int(idx)].append((str(check), f"{col}: {check} ({_short(value)})"))
+        if not reasons:
+            return data
+        for i, found in sorted(reasons.items()):
+            raw = sources[i][0] if sources is not None else frame.iloc[i].to_dict()
+            entity = frame["entity_id"].iat[i] if "entity_id" in frame else None
+            self._quarantine(name, None if pd.isna(entity) else entity, raw, found)
+        keep = np.ones(data.num_rows, dtype=bool)
+        keep[list(reasons)] = False
+        return data.filter(pyarrow_.array(keep))
+
+    def _quarantine(
+        self, table: str, entity_id: str | None, record: Any, found: list[tuple[str, str]]
+    ) -> None:
+        checks = [c for c, _ in found]
+        for c in checks:
+            self.stats.quarantined[(table, c)] += 1
+        self.quarantine.append(
+            {
+                "run_id": self.run_id,
+                "quarantined_at": self.now,
+                "table_name": table,
+                "entity_id": entity_id,
+                "reason": "; ".join(text for _, text in found),
+                "checks": checks,
+                "raw_record": orjson.dumps(
+                    record, option=orjson.OPT_SORT_KEYS, default=str
+                ).decode(),
+            }
+        )
 
     def _validate(self, kind: str) -> list[tuple[dict, dict]]:
         """Records of ``kind`` that pass its wire checks; the others go to quarantine."""
@@ -455,13 +539,9 @@ class BatchTransform:
             else:
                 reasons[i].append(("object", f"record: not a JSON object ({_short(r)})"))
         if objs:
+            records = [group.records[i] for i in objs]
             frame = pd.DataFrame(
-                {
-                    col: pd.Series(
-                        [group.records[i].get(col) for i in objs], index=objs, dtype=object
-                    )
-                    for col in schema.columns
-                }
+                {col: frame_column([r.get(col) for r in records], objs) for col in schema.columns}
             )
             try:
                 schema.validate(frame, lazy=True)
@@ -478,32 +558,19 @@ class BatchTransform:
             if i not in reasons:
                 good.append((rec, ctx))
                 continue
-            checks = [c for c, _ in reasons[i]]
-            for c in checks:
-                self.stats.quarantined[(table, c)] += 1
-            self.quarantine.append(
-                {
-                    "run_id": self.run_id,
-                    "quarantined_at": self.now,
-                    "table_name": table,
-                    "entity_id": ctx.get("entity_id"),
-                    "reason": "; ".join(text for _, text in reasons[i]),
-                    "checks": checks,
-                    "raw_record": orjson.dumps(rec, option=orjson.OPT_SORT_KEYS).decode(),
-                }
-            )
+            self._quarantine(table, ctx.get("entity_id"), rec, reasons[i])
         return good
 
-    def _count_unknown(self, tables: dict[str, Any]) -> None:
+    def _count_unknown(self, tables: dict[str, pyarrow_.Table]) -> None:
         txns = tables["transactions"]
         for col in ("transaction_channel", "description", "merchant_category"):
             known = pyarrow_.array(sorted(KNOWN_VALUES[col]), pyarrow_.string())
             odd = pc.filter(txns[col], pc.invert(pc.is_in(txns[col], value_set=known)))
             for item in pc.value_counts(odd).to_pylist():
                 self.stats.unknown_values[(col, item["values"])] += item["counts"]
-        for row in tables["fraud_flags"]:
-            if row["fraud_type"] not in KNOWN_VALUES["fraud_type"]:
-                self.stats.unknown_values[("fraud_type", row["fraud_type"])] += 1
+        for fraud_type in tables["fraud_flags"]["fraud_type"].to_pylist():
+            if fraud_type not in KNOWN_VALUES["fraud_type"]:
+                self.stats.unknown_values[("fraud_type", fraud_type)] += 1
 
 
 # ---------------------------------------------------------------------- rows
@@ -755,7 +822,7 @@ def _reason(schema: pa.DataFrameSchema, column: str, check: str, value: object) 
         return "missing", f"{column}: missing or null"
     col = schema.columns.get(column)
     for c in col.checks if col is not None else ():
-        if check in (c.name, str(c)) or check.startswith(f"{c.name}("):
+        if check in (c.name, c.error, str(c)) or check.startswith(f"{c.name}("):
             return c.name or check, f"{column}: {c.error or check} ({_short(value)})"
     return check, f"{column}: {check} ({_short(value)})"
 

@@ -28,8 +28,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import util as importlib_util
@@ -240,7 +239,7 @@ class Writer:
     ``wait_s``, logging who holds it, then raises ``WarehouseBusyError``.
     """
 
-    def __init__(self, warehouse: str | Path, *, wait_s: float = 600.0, run_id: str = "") -> None:
+    def __init__(self, warehouse: str | Path, *, wait_s: float = 7200.0, run_id: str = "") -> None:
         self.paths = Paths(Path(warehouse))
         self.wait_s = wait_s
         self.run_id = run_id
@@ -339,10 +338,17 @@ class Writer:
     def load(self, batch: Batch, *, message: str = "") -> int:
         """Replace the batch's entities in one transaction; the new snapshot id."""
         con = self._con
+        # Only entities already in the warehouse have rows to delete: a first load (or the
+        # new entities of a nightly run) skips the deletes, which scan the tables.
         replace = pa.table({"entity_id": pa.array(batch.replace, pa.string())})
-        touched = pa.table({"entity_id": pa.array(batch.replace + batch.touch, pa.string())})
         con.register("batch_replace", replace)
-        con.register("batch_touched", touched)
+        known = con.execute(
+            f"SELECT entity_id FROM {LAKE}.entities "
+            "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
+        ).fetchall()
+        con.unregister("batch_replace")
+        replace = pa.table({"entity_id": pa.array([e for (e,) in known], pa.string())})
+        con.register("batch_replace", replace)
         try:
             con.execute("BEGIN")
             if message:
@@ -351,10 +357,11 @@ class Writer:
             for table in ENTITY_TABLES:
                 if table == "entities":
                     continue
-                con.execute(
-                    f"DELETE FROM {LAKE}.{table} "
-                    "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
-                )
+                if known:
+                    con.execute(
+                        f"DELETE FROM {LAKE}.{table} "
+                        "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
+                    )
                 self._insert(table, batch.tables[table])
             self._insert("bank_health", batch.tables["bank_health"])
             con.execute("COMMIT")
@@ -364,7 +371,6 @@ class Writer:
             raise
         finally:
             con.unregister("batch_replace")
-            con.unregister("batch_touched")
         return self.snapshot_id()
 
     def _load_entities(self, rows: pa.Table) -> None:
@@ -450,12 +456,6 @@ class Writer:
             f"SELECT entity_id, fingerprint, sync_status FROM {LAKE}.entities"
         ).fetchall()
         return {e: (fp, status) for e, fp, status in rows}
-
-
-@contextmanager
-def writer(warehouse: str | Path, *, wait_s: float = 600.0, run_id: str = "") -> Iterator[Writer]:
-    with Writer(warehouse, wait_s=wait_s, run_id=run_id) as w:
-        yield w
 
 
 def _quote(text: str) -> str:

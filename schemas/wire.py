@@ -36,6 +36,40 @@ MONEY_LIMIT = 10**12
 _NUMBERS = (int, float)
 
 
+def frame_column(values: list, index: list[int]) -> pd.Series:
+    """Record values as a column: Arrow-typed when they all share one JSON scalar type (the
+    common case, checked vectorised), otherwise exactly as sent (object, checked one by one).
+
+    The types are read first: Arrow's own inference turns ``[1.5, True]`` into doubles.
+    """
+    types = set(map(type, values))
+    types.discard(type(None))
+    arrow_type = _ARROW_OF.get(frozenset(types))
+    if arrow_type is None and types:
+        return pd.Series(values, index=index, dtype=object)
+    try:
+        arr = pyarrow.array(values, type=arrow_type or pyarrow.null(), from_pandas=False)
+    except (OverflowError, pyarrow.ArrowInvalid):  # e.g. an integer beyond 64 bits
+        return pd.Series(values, index=index, dtype=object)
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=index)
+
+
+_ARROW_OF = {
+    frozenset({str}): pyarrow.string(),
+    frozenset({float}): pyarrow.float64(),
+    frozenset({int}): pyarrow.int64(),
+    frozenset({int, float}): pyarrow.float64(),
+    frozenset({bool}): pyarrow.bool_(),
+}
+
+
+def _arrow(s: pd.Series) -> pyarrow.Array | None:
+    """The column's Arrow array, if it is Arrow-typed."""
+    if isinstance(s.dtype, pd.ArrowDtype):
+        return pyarrow.array(s.array)
+    return None
+
+
 def _values(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype=object)
 
@@ -48,11 +82,18 @@ def _typed(s: pd.Series, kind: type | tuple[type, ...]) -> np.ndarray:
 
 def _strings(s: pd.Series) -> tuple[np.ndarray, pyarrow.Array]:
     """A mask of the string values, and the values as an Arrow array (others null)."""
+    arr = _arrow(s)
+    if arr is not None:
+        is_str = np.full(len(s), arr.type == pyarrow.string())
+        return is_str, arr if arr.type == pyarrow.string() else pyarrow.nulls(len(s), "string")
     is_str = _typed(s, str)
     return is_str, pyarrow.array(np.where(is_str, _values(s), None), pyarrow.string())
 
 
 def text(s: pd.Series) -> pd.Series:
+    arr = _arrow(s)
+    if arr is not None:
+        return pd.Series(arr.type == pyarrow.string(), index=s.index)
     return pd.Series(_typed(s, str), index=s.index)
 
 
@@ -64,8 +105,15 @@ def key(s: pd.Series) -> pd.Series:
 
 def money(s: pd.Series) -> pd.Series:
     """JSON numbers with at most two decimals that DECIMAL(18,2) holds exactly."""
-    is_num = _typed(s, _NUMBERS)
-    x = np.where(is_num, _values(s), 0.0).astype(np.float64)
+    arr = _arrow(s)
+    if arr is not None:
+        is_num = np.full(len(s), arr.type in (pyarrow.float64(), pyarrow.int64()))
+        x = arr.to_numpy(zero_copy_only=False).astype(np.float64) if is_num.any() else None
+    else:
+        is_num = _typed(s, _NUMBERS)
+        x = np.where(is_num, _values(s), 0.0).astype(np.float64)
+    if x is None:
+        return pd.Series(is_num, index=s.index)
     paise = x * 100
     with np.errstate(invalid="ignore"):
         ok = is_num & np.isfinite(x) & (np.abs(x) < MONEY_LIMIT)
@@ -154,13 +202,15 @@ MONTH_YEAR = _e(lambda v: month_year(v) is not None, "month_year", 'not a month 
 MONTHS = _e(is_months, "months", 'not a list of months "YYYY-MM"')
 TEXT_LIST = _e(is_text_list, "text_list", "not a list of non-empty strings")
 BOOL = _e(is_bool, "boolean", "not true or false")
+LIST = _e(lambda v: isinstance(v, list), "list", "not a list")
 TIMESTAMP = _e(is_timestamp, "timestamp", "not an ISO timestamp")
 TXN_TYPE = pa.Check.isin(["debit", "credit"], error="not debit or credit")
 STATUS = pa.Check.isin(["processing", "completed", "failed"], error="not a known status")
 
 
 def _col(*checks: pa.Check, nullable: bool = False, required: bool = True) -> pa.Column:
-    return pa.Column(object, checks=list(checks), nullable=nullable, required=required)
+    # No dtype: a column is Arrow-typed or object depending on what was sent (frame_column).
+    return pa.Column(None, checks=list(checks), nullable=nullable, required=required)
 
 
 def _schema(name: str, columns: dict[str, pa.Column]) -> pa.DataFrameSchema:
@@ -232,7 +282,7 @@ RECORDS: dict[str, pa.DataFrameSchema] = {
             "start_date": _col(DATE),
             "end_date": _col(DATE),
             "median": _col(MONEY),
-            "transactions": pa.Column(object, nullable=False),
+            "transactions": _col(LIST),
         },
     ),
     "recurring_transaction": _schema(
