@@ -197,6 +197,7 @@ class BatchTransform:
         self.touch: list[str] = []
         self.stats = Stats()
         self.extra_rows: dict[str, list[dict]] = defaultdict(list)
+        self.wire: dict[str, pyarrow_.Table] = {}  # checked transaction columns, by kind
         self.quarantine: list[dict] = []
 
     # ------------------------------------------------------------------ input
@@ -394,18 +395,26 @@ class BatchTransform:
             "accounts": [_account_row(r, c) for r, c in valid["account"]],
             "identities": [_identity_row(r, c) for r, c in valid["identity"]],
             "statements": _statement_rows(valid["progress"], valid["account"], flagged),
-            "transactions": _txn_table("transactions", valid["transaction"]),
+            "transactions": _txn_table(
+                "transactions", valid["transaction"], self.wire.get("transaction")
+            ),
             "salary_transactions": _txn_table(
                 "salary_transactions",
                 valid["salary_transaction"],
+                self.wire.get("salary_transaction"),
                 salary_month=lambda r, c: month_year(r["month_year"]),
                 clean_transaction_note=lambda r, c: r.get("clean_transaction_note") or "",
             ),
-            "lender_transactions": _txn_table("lender_transactions", valid["lender_transaction"]),
+            "lender_transactions": _txn_table(
+                "lender_transactions",
+                valid["lender_transaction"],
+                self.wire.get("lender_transaction"),
+            ),
             "recurring_sets": [_set_row(*s) for s in set_rows],
             "recurring_set_transactions": _txn_table(
                 "recurring_set_transactions",
                 valid["recurring_transaction"],
+                self.wire.get("recurring_transaction"),
                 set_id=lambda r, c: c["set_id"],
                 set_position=lambda r, c: c["set_position"],
             ),
@@ -540,8 +549,9 @@ class BatchTransform:
                 reasons[i].append(("object", f"record: not a JSON object ({_short(r)})"))
         if objs:
             records = [group.records[i] for i in objs]
+            index = pd.Index(objs)
             frame = pd.DataFrame(
-                {col: frame_column([r.get(col) for r in records], objs) for col in schema.columns}
+                {col: frame_column([r.get(col) for r in records], index) for col in schema.columns}
             )
             try:
                 schema.validate(frame, lazy=True)
@@ -559,6 +569,9 @@ class BatchTransform:
                 good.append((rec, ctx))
                 continue
             self._quarantine(table, ctx.get("entity_id"), rec, reasons[i])
+        if objs and kind in TXN_KINDS:
+            bad = np.fromiter(reasons, dtype=np.int64, count=len(reasons))
+            self.wire[kind] = _wire_table(frame, ~np.isin(np.asarray(objs), bad))
         return good
 
     def _count_unknown(self, tables: dict[str, pyarrow_.Table]) -> None:
@@ -592,14 +605,17 @@ _TXN_WIRE = pyarrow_.schema(
 )
 
 
-def _txn_table(table: str, pairs: list[tuple[dict, dict]], **extra: Any) -> pyarrow_.Table:
+def _txn_table(
+    table: str, pairs: list[tuple[dict, dict]], wire: pyarrow_.Table | None, **extra: Any
+) -> pyarrow_.Table:
     """Checked transaction records → the table, column by column.
 
+    ``wire`` holds the records' checked columns as validation framed them (``_wire_table``);
     ``extra`` maps further columns to a function of (record, context).
     """
-    records = [r for r, _ in pairs]
     ctxs = [c for _, c in pairs]
-    wire = pyarrow_.Table.from_pylist(records, schema=_TXN_WIRE)
+    if wire is None:
+        wire = pyarrow_.Table.from_pylist([r for r, _ in pairs], schema=_TXN_WIRE)
     channel = wire["transaction_channel"]
     empty = pyarrow_.scalar("", pyarrow_.string())
     cols: dict[str, Any] = {
@@ -752,6 +768,26 @@ def to_arrow(table: str, rows: list[dict]) -> pyarrow_.Table:
         else:
             arrays.append(pyarrow_.array(values, f.type))
     return pyarrow_.Table.from_arrays(arrays, schema=schema)
+
+
+TXN_KINDS = frozenset(
+    {"transaction", "salary_transaction", "lender_transaction", "recurring_transaction"}
+)
+
+
+def _wire_table(frame: pd.DataFrame, keep: np.ndarray) -> pyarrow_.Table:
+    """The rows ``keep`` of a validated frame as ``_TXN_WIRE`` columns, without converting
+    the values again (Arrow-typed columns are sliced; object ones were checked already)."""
+    arrays = []
+    for f in _TXN_WIRE:
+        s = frame[f.name]
+        if isinstance(s.dtype, pd.ArrowDtype):
+            arr = pyarrow_.array(s.array).filter(pyarrow_.array(keep))
+            arrays.append(arr if arr.type == f.type else arr.cast(f.type))
+        else:
+            values = s.to_numpy(dtype=object)[keep]
+            arrays.append(pyarrow_.array([None if v is None else v for v in values], f.type))
+    return pyarrow_.Table.from_arrays(arrays, schema=_TXN_WIRE)
 
 
 def money_array(values: list[float | int | None] | np.ndarray) -> pyarrow_.Array:

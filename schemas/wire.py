@@ -36,7 +36,7 @@ MONEY_LIMIT = 10**12
 _NUMBERS = (int, float)
 
 
-def frame_column(values: list, index: list[int]) -> pd.Series:
+def frame_column(values: list, index: pd.Index) -> pd.Series:
     """Record values as a column: Arrow-typed when they all share one JSON scalar type (the
     common case, checked vectorised), otherwise exactly as sent (object, checked one by one).
 
