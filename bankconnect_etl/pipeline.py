@@ -13,10 +13,8 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 
 from bankconnect_etl import raw
@@ -25,6 +23,7 @@ from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import ApiError
 from bankconnect_etl.extract import Extractor, list_entities
 from bankconnect_etl.transform import Batch, BatchTransform, ShapeError, Stats, entity_record
+from bankconnect_etl.transform_worker import Worker
 from bankconnect_etl.warehouse import Writer
 
 log = logging.getLogger(__name__)
@@ -92,15 +91,17 @@ def load_records(
     ``archive`` is given) before its batch is committed.
 
     With ``workers`` > 0, batches after the first are transformed in that many worker
-    processes while this one loads the previous batch: on two cores, validation and
-    loading overlap instead of taking turns. The first batch is transformed here, so a run
-    of one batch never starts a process.
+    processes (``transform_worker``) while this one loads the previous batch: on two
+    cores, validation and loading overlap instead of taking turns. The first batch is
+    transformed here, so a run of one batch never starts a process.
     """
     stats = Stats()
-    pool: ProcessPoolExecutor | None = None
-    pending: deque[Future[Batch]] = deque()
+    pool: list[Worker] = []
+    pending: deque[Worker] = deque()  # busy workers, in the order of their chunks
 
-    def commit(batch: Batch, n: int) -> None:
+    def commit(batch: Batch) -> None:
+        nonlocal n
+        n += 1
         writer.load(batch, message=f"{run_id} batch {n}")
         stats.merge(batch.stats)
         if progress is not None:
@@ -110,27 +111,29 @@ def load_records(
         chunks = batched(chunks, batch_size)
     n = 0
     try:
-        for chunk in chunks:
+        for i, chunk in enumerate(chunks):
             if archive is not None and not isinstance(chunk, str):
                 archive.write(chunk)
-            if n == 0 or workers <= 0:
-                n += 1
-                commit(transform_chunk(run_id, chunk), n)
+            if i == 0 or workers <= 0:
+                commit(transform_chunk(run_id, chunk))
                 continue
-            if pool is None:
-                pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-            pending.append(pool.submit(transform_chunk, run_id, chunk))
-            while len(pending) > workers:  # bounded: at most workers + 1 batches in memory
-                n += 1
-                commit(pending.popleft().result(), n)
+            ready = None
+            if len(pending) == workers:  # all busy: take the oldest result, freeing its worker
+                ready = pending[0].result()
+                pending.popleft()
+            if len(pool) < workers:
+                pool.append(Worker())
+            worker = next(w for w in pool if not w.busy)
+            worker.submit(run_id, chunk)  # the worker validates this chunk ...
+            pending.append(worker)
+            if ready is not None:
+                commit(ready)  # ... while this process loads the previous one
         while pending:
-            n += 1
-            commit(pending.popleft().result(), n)
+            commit(pending[0].result())
+            pending.popleft()
     finally:
-        if pool is not None:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        for worker in pool:
+            worker.close()
     return stats
 
 

@@ -338,22 +338,28 @@ class Writer:
     def load(self, batch: Batch, *, message: str = "") -> int:
         """Replace the batch's entities in one transaction; the new snapshot id."""
         con = self._con
-        # Only entities already in the warehouse have rows to delete: a first load (or the
-        # new entities of a nightly run) skips the deletes, which scan the tables.
-        replace = pa.table({"entity_id": pa.array(batch.replace, pa.string())})
-        con.register("batch_replace", replace)
-        known = con.execute(
-            f"SELECT entity_id FROM {LAKE}.entities "
-            "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
-        ).fetchall()
-        con.unregister("batch_replace")
-        replace = pa.table({"entity_id": pa.array([e for (e,) in known], pa.string())})
-        con.register("batch_replace", replace)
+        # Only entities already in the warehouse have rows to delete or a row to merge
+        # with: a first load (or the new entities of a nightly run) skips both.
+        entities = batch.tables["entities"]
+        con.register("batch_entities", entities)
+        existing = {
+            e
+            for (e,) in con.execute(
+                f"SELECT entity_id FROM {LAKE}.entities "
+                "WHERE entity_id IN (SELECT entity_id FROM batch_entities)"
+            ).fetchall()
+        }
+        con.unregister("batch_entities")
+        known = [e for e in batch.replace if e in existing]
+        con.register("batch_replace", pa.table({"entity_id": pa.array(known, pa.string())}))
         try:
             con.execute("BEGIN")
             if message:
                 con.execute(f"CALL {LAKE}.set_commit_message('bankconnect-etl', ?)", [message])
-            self._load_entities(batch.tables["entities"])
+            if existing:
+                self._load_entities(entities)
+            else:
+                self._insert("entities", entities)
             for table in ENTITY_TABLES:
                 if table == "entities":
                     continue

@@ -1,0 +1,91 @@
+"""Worker processes that run ``pipeline.transform_chunk`` while the caller loads.
+
+Each worker is ``python -m bankconnect_etl.transform_worker``, fed over its pipes with
+length-prefixed pickles: ``(run_id, chunk)`` in, ``(ok, Batch or exception)`` out. Not
+``multiprocessing``: its spawn and forkserver modes re-import the caller's ``__main__``
+(a script without an ``if __name__ == "__main__"`` guard would start its own run again
+in every worker), and fork copies the locks of a process that already runs DuckDB and
+HTTP threads.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from typing import IO, Any
+
+_HEADER = 8
+
+
+def _write(stream: IO[bytes], value: object) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(_HEADER, "big"))
+    stream.write(data)
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER)
+    if len(header) < _HEADER:
+        raise EOFError("the transform worker stopped")
+    size = int.from_bytes(header, "big")
+    return pickle.loads(stream.read(size))  # noqa: S301 - our own child process's output
+
+
+class Worker:
+    """One worker process; at most one chunk in flight (so neither side blocks the other)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bankconnect_etl.transform_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.busy = False
+
+    def submit(self, run_id: str, chunk: object) -> None:
+        assert self.proc.stdin is not None
+        _write(self.proc.stdin, (run_id, chunk))
+        self.busy = True
+
+    def result(self) -> Any:
+        assert self.proc.stdout is not None
+        self.busy = False
+        ok, value = _read(self.proc.stdout)
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def main() -> None:
+    from bankconnect_etl.pipeline import transform_chunk
+
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the protocol
+    inp = sys.stdin.buffer
+    while True:
+        try:
+            run_id, chunk = _read(inp)
+        except EOFError:
+            return
+        try:
+            _write(out, (True, transform_chunk(run_id, chunk)))
+        except Exception as exc:  # handed back to the caller, which raises it
+            _write(out, (False, exc))
+
+
+if __name__ == "__main__":
+    main()
