@@ -165,8 +165,11 @@ def run_shell(args: argparse.Namespace) -> int:
         import readline  # noqa: F401 - line editing and history for input()
 
     con = _connect(args)
-    snapshot = con.sql("SELECT id FROM lake.current_snapshot()").fetchone()
-    where = f"as of {args.as_of}" if args.as_of else f"snapshot {snapshot[0] if snapshot else '?'}"
+    # fetchall: a result left half-read would hold a read transaction on the catalog
+    snapshot = con.sql("SELECT id FROM lake.current_snapshot()").fetchall()
+    where = (
+        f"as of {args.as_of}" if args.as_of else f"snapshot {snapshot[0][0] if snapshot else '?'}"
+    )
     print(f"warehouse {args.warehouse or 'from BANKCONNECT_WAREHOUSE'} (read-only, {where})")
     print("end statements with ';'  .tables lists tables  .quit leaves")
     buffer: list[str] = []

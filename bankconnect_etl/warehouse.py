@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -113,7 +114,9 @@ def _attach(
     read_only: bool,
     as_of: datetime | int | None = None,
 ) -> None:
-    options = [f"DATA_PATH '{_quote(str(paths.data))}/'"]
+    # The data folder is always the one beside the catalog, wherever the warehouse now is:
+    # DuckLake stores the path it was created with and refuses another unless overridden.
+    options = [f"DATA_PATH '{_quote(str(paths.data.resolve()))}/'", "OVERRIDE_DATA_PATH TRUE"]
     if read_only:
         options.append("READ_ONLY")
     else:
@@ -185,9 +188,18 @@ def _as_of_error(exc: duckdb.Error, as_of: object) -> BankConnectETLError:
     return WarehouseError(f"cannot attach the warehouse: {text}")
 
 
-def _has_tables(paths: Paths) -> bool:
-    import sqlite3
+def _use_wal(catalog: Path) -> None:
+    """Put the SQLite catalog in WAL mode (it stays so): a reader holding a read
+    transaction, an idle shell included, then never blocks the writer's commit; in the
+    default rollback-journal mode it does ("database is locked")."""
+    db = sqlite3.connect(catalog, timeout=60)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
 
+
+def _has_tables(paths: Paths) -> bool:
     try:
         db = sqlite3.connect(f"file:{paths.catalog}?mode=ro", uri=True, timeout=30)
         try:
@@ -250,6 +262,7 @@ class Writer:
         self.paths.data.mkdir(parents=True, exist_ok=True)
         self._acquire()
         try:
+            _use_wal(self.paths.catalog)
             self.con = _duckdb()
             _attach(self.con, self.paths, read_only=False)
             self._create_tables()
@@ -369,7 +382,17 @@ class Writer:
                         "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
                     )
                 self._insert(table, batch.tables[table])
-            self._insert("bank_health", batch.tables["bank_health"])
+            health = batch.tables["bank_health"]
+            if health.num_rows:  # a history, appended; a replayed observation replaces itself
+                con.register("batch_health", health)
+                try:
+                    con.execute(
+                        f"DELETE FROM {LAKE}.bank_health WHERE (observed_at, bank) IN "
+                        "(SELECT observed_at, bank FROM batch_health)"
+                    )
+                finally:
+                    con.unregister("batch_health")
+                self._insert("bank_health", health)
             con.execute("COMMIT")
         except BaseException:
             with suppress(duckdb.Error):
@@ -453,8 +476,8 @@ class Writer:
         )
 
     def snapshot_id(self) -> int:
-        row = self._con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()
-        return int(row[0]) if row else 0
+        rows = self._con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def fingerprints(self) -> dict[str, tuple[str | None, str]]:
         """entity_id → (fingerprint, sync_status) as last recorded."""

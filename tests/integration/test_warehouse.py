@@ -1,0 +1,710 @@
+"""The warehouse as operations meet it: re-runs, crashes, readers during loads, a second
+writer, time travel, the raw zone and rebuilds, secrets, pending entities.
+
+Comparing two warehouses means comparing the sorted rows of every data table, leaving out
+only the columns that name the run which wrote a row (``RUN_COLUMNS``):
+
+- ``entities.run_id``, ``bank_health.run_id``, ``quarantine.run_id``: the writing run's id,
+  different by construction on every run;
+- ``quarantine.quarantined_at``: the transform's wall clock when it set the record aside,
+  not anything the API sent;
+- the ``runs`` table as a whole: the run ledger, one row per run by design.
+
+Everything else, the ``entities`` timestamps included, derives from the entity records
+(``first_seen_at``, ``last_attempt_at`` and ``last_synced_at`` are the record's
+``fetched_at``), so loading the same records must give the same values.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+import requests
+from bankconnect_etl.schemas.tables import ENTITY_TABLES, TABLES
+
+from bankconnect_etl import raw
+from bankconnect_etl.client import BankConnectClient
+from bankconnect_etl.config import Settings
+from bankconnect_etl.errors import WarehouseBusyError
+from bankconnect_etl.extract import Extractor, list_entities
+from bankconnect_etl.pipeline import load_records, rebuild_from_raw, run_sync
+from bankconnect_etl.sandbox import (
+    SANDBOX_API_KEY,
+    SANDBOX_SERVER_HASH,
+    SandboxConfig,
+    start_in_thread,
+)
+from bankconnect_etl.transform import entity_record
+from bankconnect_etl.warehouse import Writer, connect
+
+pytestmark = pytest.mark.integration
+
+HELPER = str(Path(__file__).with_name("_warehouse_proc.py"))
+COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
+RUN_COLUMNS = {
+    "entities": ("run_id",),
+    "bank_health": ("run_id",),
+    "quarantine": ("run_id", "quarantined_at"),
+}
+DATA_TABLES = tuple(t for t in TABLES if t != "runs")
+FAST = {"poll_initial_s": 0.02, "poll_max_s": 0.1, "backoff_base_s": 0.01, "backoff_cap_s": 0.1}
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def settings(**overrides: object) -> Settings:
+    """Settings from these values alone: no .env file of the machine running the tests."""
+    return Settings.load(_env_file=None, **overrides)
+
+
+def load(w: Writer, records: list[dict], run_id: str, batch_size: int) -> None:
+    """Load records in this process (no transform workers: these tests are about the load)."""
+    load_records(w, records, run_id=run_id, batch_size=batch_size, workers=0)
+
+
+def load_run(warehouse: Path, records: list[dict], run_id: str, batch_size: int = 4) -> int:
+    """One run as the ledger records it; the snapshot id at its end."""
+    with Writer(warehouse, wait_s=30) as w:
+        w.start_run(run_id, "test", {}, datetime.now(UTC))
+        load(w, records, run_id, batch_size)
+        w.finish_run(run_id, status="succeeded", counts={})
+        return w.snapshot_id()
+
+
+def table_rows(warehouse: Path, as_of: object = None) -> dict[str, list[tuple]]:
+    """Sorted rows of every data table, without the columns that name a run."""
+    con = connect(warehouse, read_only=True, as_of=as_of)
+    try:
+        out = {}
+        for table in DATA_TABLES:
+            cols = [c for c in TABLES[table].columns if c not in RUN_COLUMNS.get(table, ())]
+            sql = f"SELECT {', '.join(cols)} FROM {table} ORDER BY ALL"  # noqa: S608
+            out[table] = con.sql(sql).fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def assert_same_tables(got: dict[str, list[tuple]], want: dict[str, list[tuple]]) -> None:
+    differ = {t: f"{len(got[t])} rows vs {len(want[t])}" for t in DATA_TABLES if got[t] != want[t]}
+    assert not differ, f"tables differ (got vs want): {differ}"
+
+
+def duplicate_keys(warehouse: Path) -> dict[str, list[tuple]]:
+    """Per table with a key: key values held by more than one row."""
+    con = connect(warehouse)
+    try:
+        found = {}
+        for table, spec in TABLES.items():
+            if not spec.key:
+                continue
+            key = ", ".join(spec.key)
+            dupes = con.sql(
+                f"SELECT {key}, count(*) FROM {table} GROUP BY ALL HAVING count(*) > 1 LIMIT 3"  # noqa: S608
+            ).fetchall()
+            if dupes:
+                found[table] = dupes
+        return found
+    finally:
+        con.close()
+
+
+def scalar(warehouse: Path, sql: str, as_of: object = None) -> object:
+    con = connect(warehouse, as_of=as_of)
+    try:
+        return con.sql(sql).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def txn_count(record: dict) -> int:
+    body = record["responses"].get("transactions")
+    return len(body["transactions"]) if isinstance(body, dict) else 0
+
+
+def with_transactions(record: dict, n: int) -> dict:
+    """The record with only its first ``n`` transactions."""
+    out = copy.deepcopy(record)
+    out["responses"]["transactions"]["transactions"] = out["responses"]["transactions"][
+        "transactions"
+    ][:n]
+    return out
+
+
+def cli(*args: str, warehouse: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    env["BANKCONNECT_WAREHOUSE"] = str(warehouse)
+    return subprocess.run(
+        [COMMAND, *args], capture_output=True, text=True, timeout=60, check=False, cwd=cwd, env=env
+    )
+
+
+def helper(*args: str, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # type: ignore[call-overload]
+        [sys.executable, HELPER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def release(proc: subprocess.Popen[str]) -> None:
+    """Tell a ``hold`` helper to let go of the lock and exit."""
+    assert proc.stdin is not None
+    proc.stdin.write("release\n")
+    proc.stdin.flush()
+
+
+def read_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 60) -> str:
+    """The first stdout line starting with ``prefix``; fails with the process's stderr."""
+    found: list[str] = []
+
+    def scan() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(prefix):
+                found.append(line.strip())
+                return
+
+    t = threading.Thread(target=scan, daemon=True)
+    t.start()
+    t.join(timeout)
+    if not found:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"no {prefix!r} line from the helper; its stderr:\n{err[-3000:]}")
+    return found[0]
+
+
+# ---------------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    """Entity records of 12 sandbox entities, in listing order, fetched once; transactions
+    cut to at most 150 per entity to keep the loads quick."""
+    with start_in_thread(SandboxConfig(entities=12, seed=11, processing_polls=0)) as sb:
+        s = settings(
+            base_url=sb.base_url, api_key=SANDBOX_API_KEY, server_hash=SANDBOX_SERVER_HASH, **FAST
+        )
+        with BankConnectClient(s) as client:
+            listing = list_entities(client)
+            summaries = {e["entity_id"]: e for e in listing.entities}
+            fetched_at = datetime.now(UTC)
+            by_id = {
+                b.entity_id: entity_record(b, summaries[b.entity_id], fetched_at)
+                for b in Extractor(client).fetch(list(summaries))
+            }
+    out = [by_id[e] for e in summaries]
+    assert {r["status"] for r in out} >= {"complete", "empty"}
+    return [with_transactions(r, 150) if txn_count(r) else r for r in out]
+
+
+@pytest.fixture(scope="module")
+def rich(records: list[dict]) -> list[dict]:
+    """Records of entities with at least 10 transactions, cut to at most 40."""
+    out = [with_transactions(r, 40) for r in records if txn_count(r) >= 10]
+    assert len(out) >= 8
+    return out
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """One sync, as a nightly run makes it, with credentials nobody else uses and the raw
+    zone on: the warehouse, the run and the secrets it met. A raw day folder from 2001 is
+    planted first, for the retention to delete."""
+    root = tmp_path_factory.mktemp("synced")
+    warehouse = root / "warehouse"
+    old_day = warehouse / "raw" / "2001-01-01" / "old-run"
+    old_day.mkdir(parents=True)
+    with gzip.open(old_day / "part-00001.jsonl.gz", "wb"):
+        pass  # an empty part: harmless to a rebuild if retention failed to delete it
+    api_key, server_hash = f"key-{secrets.token_hex(12)}", f"hash-{secrets.token_hex(12)}"
+    config = SandboxConfig(
+        entities=10, seed=5, processing_polls=0, api_key=api_key, server_hash=server_hash
+    )
+    with start_in_thread(config) as sb:
+        http = requests.Session()
+        http.headers.update({"x-api-key": api_key, "server-hash": server_hash})
+        ids = [
+            e["entity_id"] for e in http.get(f"{sb.base_url}/entity/", timeout=10).json()["results"]
+        ]
+        assert len(ids) == 10
+        passwords = {
+            s["pdf_password"]
+            for e in ids
+            for s in http.get(f"{sb.base_url}/entity/{e}/get_pdfs/", timeout=10).json()[
+                "statements"
+            ]
+            if s.get("pdf_password")
+        }
+        s = settings(
+            base_url=sb.base_url,
+            api_key=api_key,
+            server_hash=server_hash,
+            warehouse=warehouse,
+            batch_size=4,
+            raw_retention_days=30,
+            **FAST,
+        )
+        run = run_sync(
+            s, kind="nightly", params={"entities": None, "settings": s.model_dump(mode="json")}
+        )
+    assert run.status == "succeeded", run.error
+    yield {
+        "warehouse": warehouse,
+        "run": run,
+        "entities": len(ids),
+        "secrets": {"api key": api_key, "server hash": server_hash}
+        | {f"pdf password {i}": p for i, p in enumerate(sorted(passwords))},
+    }
+
+
+# ---------------------------------------------------------------------- 1. idempotency
+
+
+def test_loading_the_same_records_twice_changes_nothing(tmp_path: Path, records) -> None:
+    wh = tmp_path / "wh"
+    load_run(wh, records, "run-1")
+    first = table_rows(wh)
+    load_run(wh, records, "run-2", batch_size=6)  # other batches: the outcome may not care
+    assert_same_tables(table_rows(wh), first)
+    assert not duplicate_keys(wh)
+    assert first["transactions"] and first["statements"] and first["entities"]
+    # the second run did replace every entity (not skip them): its id is on every row
+    assert scalar(wh, "SELECT list(DISTINCT run_id) FROM entities") == ["run-2"]
+    assert scalar(wh, "SELECT count(*) FROM runs WHERE status = 'succeeded'") == 2
+
+
+# ---------------------------------------------------------------------- 2. Parquet
+
+
+def test_rows_live_in_partitioned_parquet_not_in_the_catalog(synced) -> None:
+    wh: Path = synced["warehouse"]
+    db = sqlite3.connect(f"file:{wh / 'catalog.sqlite'}?mode=ro", uri=True)
+    try:
+        inlined_tables = db.execute(
+            "SELECT name FROM sqlite_master WHERE name LIKE 'ducklake_inlined_data_%'"
+            " AND name != 'ducklake_inlined_data_tables'"
+        ).fetchall()
+        inlined = db.execute("SELECT count(*) FROM ducklake_inlined_data_tables").fetchone()[0]
+    finally:
+        db.close()
+    assert inlined == 0 and not inlined_tables
+
+    con = connect(wh)
+    try:
+        for table in TABLES:
+            files = con.sql(
+                f"SELECT data_file, delete_file FROM ducklake_list_files('lake', '{table}')"  # noqa: S608
+            ).fetchall()
+            data = [f for f, _ in files]
+            deletes = [d for _, d in files if d]
+            in_files = sum(pq.ParquetFile(f).metadata.num_rows for f in data)
+            deleted = sum(pq.ParquetFile(d).metadata.num_rows for d in deletes)
+            count = con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]  # noqa: S608
+            assert count == in_files - deleted, table
+            assert all(Path(f).is_relative_to(wh / "data" / "main" / table) for f in data)
+        assert con.sql("SELECT count(*) FROM transactions").fetchall()[0][0] > 100
+        txn_files = [
+            f
+            for (f,) in con.sql(
+                "SELECT data_file FROM ducklake_list_files('lake', 'transactions')"
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+
+    on_disk = sorted((wh / "data" / "main" / "transactions").rglob("*.parquet"))
+    assert {str(p) for p in on_disk} == set(txn_files)
+    months = set()
+    for path in on_disk:
+        rel = path.relative_to(wh / "data" / "main" / "transactions").parent.as_posix()
+        m = re.fullmatch(r"year=(\d{4})/month=([1-9]|1[0-2])", rel)
+        assert m, f"{path} is not under year=YYYY/month=M/"
+        inside = duckdb.sql(
+            f"SELECT DISTINCT year(txn_date), month(txn_date) FROM read_parquet('{path}')"  # noqa: S608
+        ).fetchall()
+        assert inside == [(int(m[1]), int(m[2]))], path
+        months.add(inside[0])
+    assert len(months) > 1
+
+
+# ---------------------------------------------------------------------- 3. a reader
+
+
+def test_a_reader_during_loads_sees_only_committed_states(tmp_path: Path, rich) -> None:
+    """A reader process queries in a loop while this process replaces entities, batch by
+    batch, alternately with two versions that differ in each entity's transaction count.
+    A committed state is "the first k batches of the load in the new version, the rest in
+    the old": an entity with neither count (half replaced), missing (deleted, not yet
+    inserted) or a batch half applied is a state no transaction committed."""
+    wh = tmp_path / "wh"
+    data = rich[:6]
+    size = 2  # entities per batch: 3 batches per load
+    version_a = data  # up to 40 transactions each; B has a third of them
+    version_b = [with_transactions(r, txn_count(r) // 3) for r in data]
+    per_entity = "SELECT entity_id, count(*) FROM lake.transactions GROUP BY ALL"
+    with Writer(wh) as w:
+        load(w, version_b, "b", size)
+        count_b = dict(w.con.sql(per_entity).fetchall())  # type: ignore[union-attr]
+        load(w, version_a, "a", size)
+        count_a = dict(w.con.sql(per_entity).fetchall())  # type: ignore[union-attr]
+    ids = [r["entity_id"] for r in data]
+    assert set(count_a) == set(count_b) == set(ids)
+    assert all(count_a[e] != count_b[e] for e in ids)
+
+    # Loads alternate B, A in the same batches: every committed state is "the first k
+    # batches in the new version, the rest in the old". Anything else (an entity with
+    # neither count, absent, or one batch half applied) was never committed.
+    batches = [ids[i : i + size] for i in range(0, len(ids), size)]
+
+    def state(first_k: int, new: dict, old: dict) -> tuple:
+        done = {e for b in batches[:first_k] for e in b}
+        return tuple((new if e in done else old)[e] for e in ids)
+
+    committed = {
+        state(k, new, old)
+        for k in range(len(batches) + 1)
+        for new, old in ((count_a, count_b), (count_b, count_a))
+    }
+    totals = {sum(s) for s in committed}
+
+    def observed() -> list[dict]:
+        lines = out.read_text().splitlines() if out.exists() else []
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def state_of(o: dict) -> tuple:
+        return tuple(o["per_entity"].get(e, 0) for e in ids)
+
+    out, stop = tmp_path / "observed.jsonl", tmp_path / "stop"
+    reader = helper("read", str(wh), str(out), str(stop))
+    try:
+        read_line(reader, "ready")
+        with Writer(wh) as w:
+            # B, A, B, ... until the reader has seen a load in progress (at most 6 loads)
+            for n in range(6):
+                load(w, version_b if n % 2 == 0 else version_a, f"load-{n}", size)
+                if n >= 1 and len({state_of(o) for o in observed()}) >= 3:
+                    break
+        time.sleep(0.3)
+    finally:
+        stop.touch()
+        _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, f"the reader failed: {err[-3000:]}"
+
+    seen = set()
+    for o in observed():
+        got = state_of(o)
+        assert got in committed, f"uncommitted state {got}; committed states: {committed}"
+        assert o["distinct"] == len(ids) and o["total"] in totals, o
+        seen.add(got)
+    slowest = max(max(o["seconds"]) for o in observed())
+    assert slowest < 5, f"a reader query waited {slowest:.1f} s"
+    assert len(seen) >= 3, f"the reader saw no load in progress ({len(observed())} queries)"
+
+
+# ---------------------------------------------------------------------- 4. kill -9
+
+
+def test_a_load_killed_mid_way_then_rerun_equals_a_clean_run(
+    tmp_path: Path, records, caplog
+) -> None:
+    clean = tmp_path / "clean"
+    load_run(clean, records, "clean", batch_size=len(records))
+
+    wh = tmp_path / "wh"
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps({"loads": [{"records": records, "run_id": "killed", "batch_size": 1}]})
+    )
+    proc = helper("load", str(wh), str(plan), start_new_session=True)
+    try:
+        read_line(proc, "committed 2")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the loader and any worker it started
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    loaded = scalar(wh, "SELECT count(*) FROM entities")
+    assert 2 <= loaded < len(records), "the kill did not land mid-load"
+    assert json.loads((wh / "writer.json").read_text())["pid"] == proc.pid  # left behind
+
+    caplog.set_level(logging.WARNING, logger="bankconnect_etl.warehouse")
+    t0 = time.monotonic()
+    with Writer(wh, wait_s=0) as w:  # a lock still held would raise WarehouseBusyError
+        assert time.monotonic() - t0 < 5
+        assert "waiting for the warehouse writer lock" not in caplog.text
+        load(w, records, "rerun", batch_size=4)
+    assert_same_tables(table_rows(wh), table_rows(clean))
+    assert not duplicate_keys(wh)
+
+
+# ---------------------------------------------------------------------- 5. two writers
+
+
+def test_a_second_writer_waits_then_succeeds_or_gives_up_naming_the_holder(
+    tmp_path: Path, caplog
+) -> None:
+    wh = tmp_path / "wh"
+    caplog.set_level(logging.WARNING, logger="bankconnect_etl.warehouse")
+
+    holder = helper("hold", str(wh), stdin=subprocess.PIPE)
+    try:
+        read_line(holder, "held")
+        threading.Timer(1.5, release, [holder]).start()  # A finishes while B waits
+        t0 = time.monotonic()
+        with Writer(wh, wait_s=30, run_id="b") as w:
+            waited = time.monotonic() - t0
+            assert w.snapshot_id() >= 0
+            assert json.loads((wh / "writer.json").read_text())["pid"] == os.getpid()
+        holder.wait(timeout=30)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    assert 1.0 <= waited < 20
+    assert "waiting for the warehouse writer lock" in caplog.text
+    assert f"pid {holder.pid} " in caplog.text and "holder-run" in caplog.text
+
+    holder = helper("hold", str(wh), stdin=subprocess.PIPE)
+    try:
+        read_line(holder, "held")
+        t0 = time.monotonic()
+        with pytest.raises(WarehouseBusyError) as busy:
+            Writer(wh, wait_s=0.5, run_id="c").__enter__()
+        assert 0.5 <= time.monotonic() - t0 < 10
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    message = str(busy.value)
+    assert "\n" not in message
+    assert f"pid {holder.pid} " in message and "holder-run" in message
+
+
+# ---------------------------------------------------------------------- 6. time travel
+
+
+def test_time_travel_by_snapshot_and_timestamp_in_python_and_the_cli(tmp_path: Path, rich) -> None:
+    wh = tmp_path / "wh"
+    data = rich[:4]
+    before = load_run(wh, data, "run-1")
+    run_1 = table_rows(wh)
+    old = len(run_1["transactions"])
+    time.sleep(0.05)
+    between = datetime.now(UTC)
+    time.sleep(0.05)
+    load_run(wh, [with_transactions(data[0], 5), *data[1:]], "run-2")  # entity 0 changed
+    new = scalar(wh, "SELECT count(*) FROM transactions")
+    assert new == old - txn_count(data[0]) + 5
+
+    assert table_rows(wh, as_of=before) == run_1  # snapshot id
+    assert table_rows(wh, as_of=between) == run_1  # datetime
+    assert scalar(wh, "SELECT count(*) FROM transactions", as_of=between.isoformat()) == old
+
+    query = "SELECT count(*) AS n FROM transactions"
+    r = cli(
+        "sql", query, "--as-of", between.isoformat(), "--format", "csv", warehouse=wh, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["n", str(old)]
+
+    r = cli("sql", query, "--as-of", "2001-01-01T00:00:00", warehouse=wh, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "2001-01-01" in errors[0], r.stderr
+    assert all(line.startswith(("error:", "hint:")) for line in r.stderr.splitlines())
+
+
+# ---------------------------------------------------------------------- 7. raw zone
+
+
+def test_the_raw_zone_rebuilds_the_same_tables(synced, tmp_path: Path) -> None:
+    wh: Path = synced["warehouse"]
+    run = synced["run"]
+    day = datetime.strptime(run.run_id.split("-")[1][:8], "%Y%m%d").date().isoformat()
+    parts = sorted((wh / "raw").glob("*/*/part-*.jsonl.gz"))
+    assert {p.parent.relative_to(wh / "raw").as_posix() for p in parts} == {f"{day}/{run.run_id}"}
+    assert len(parts) == -(-(synced["entities"] + 1) // 4)  # entities + health, 4 a part
+    assert not (wh / "raw" / "2001-01-01").exists(), "retention kept a 2001 raw folder"
+    lines = [r for p in parts for r in raw.read_part(p)]
+    assert len(lines) == synced["entities"] + 1
+    assert sum(1 for r in lines if r.get("kind") == "bank_health") == 1
+
+    fresh = tmp_path / "rebuilt"
+    shutil.copytree(wh / "raw", fresh / "raw")
+    result = rebuild_from_raw(settings(warehouse=fresh, transform_workers=0))
+    assert result.status == "succeeded", result.error
+    assert_same_tables(table_rows(fresh), table_rows(wh))
+    assert not duplicate_keys(fresh)
+
+
+def test_rebuilding_a_warehouse_in_place_changes_nothing(synced, tmp_path: Path) -> None:
+    """`bankconnect-etl rebuild --from-raw` replays <warehouse>/raw into that same warehouse,
+    which already holds those runs' rows."""
+    wh = tmp_path / "warehouse"
+    shutil.copytree(synced["warehouse"] / "raw", wh / "raw")
+    assert rebuild_from_raw(settings(warehouse=wh, transform_workers=0)).status == "succeeded"
+    before = table_rows(wh)
+    assert rebuild_from_raw(settings(warehouse=wh, transform_workers=0)).status == "succeeded"
+    assert not duplicate_keys(wh)
+    assert_same_tables(table_rows(wh), before)
+
+
+def test_raw_retention_deletes_day_folders_older_than_n_days(tmp_path: Path) -> None:
+    root = tmp_path / "raw"
+    days = ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-31"]
+    for d in days:
+        writer = raw.RawWriter(root, f"nightly-{d}", datetime.fromisoformat(d + "T02:00:00+00:00"))
+        writer.write([{"entity_id": "e"}])
+    (root / "notes").mkdir()
+    (root / "2026-01-01").write_text("a file, not a day folder")
+
+    assert raw.prune(root, 0, today=date(2026, 3, 31)) == []  # 0 keeps everything
+    gone = raw.prune(root, 30, today=date(2026, 3, 31))
+    assert gone == [root / "2026-02-27", root / "2026-02-28"]
+    left = sorted(p.name for p in root.iterdir())
+    assert left == ["2026-01-01", "2026-03-01", "2026-03-31", "notes"]
+    assert [r.name for r in raw.runs(root)] == ["nightly-2026-03-01", "nightly-2026-03-31"]
+
+
+# ---------------------------------------------------------------------- 8. secrets
+
+
+def test_no_secret_reaches_any_file_of_the_warehouse(synced) -> None:
+    wh: Path = synced["warehouse"]
+    found = synced["secrets"]
+    assert any(k.startswith("pdf password") for k in found), "no statement had a password"
+    assert scalar(wh, "SELECT count(*) FILTER (has_password) FROM statement_files") >= 1
+
+    leaks = []
+    for path in sorted(p for p in wh.rglob("*") if p.is_file()):
+        texts = [path.read_bytes()]
+        if path.name.endswith(".gz"):
+            texts.append(gzip.decompress(texts[0]))
+        if path.suffix == ".parquet":  # compressed pages: look at the values too
+            texts.append(str(pq.read_table(path).to_pylist()).encode())
+        for name, secret in found.items():
+            if any(secret.encode() in t for t in texts):
+                leaks.append(f"{name} in {path.relative_to(wh)}")
+    assert not leaks, leaks
+
+    con = connect(wh)
+    try:
+        (params,) = con.sql("SELECT params::VARCHAR FROM runs").fetchall()[0]
+    finally:
+        con.close()
+    assert json.loads(params)["settings"]["batch_size"] == 4  # the params were recorded
+    assert not [n for n, s in found.items() if s in params]
+
+
+# ---------------------------------------------------------------------- 9. pending
+
+
+def test_a_pending_entity_keeps_its_rows(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    common = {"api_key": SANDBOX_API_KEY, "server_hash": SANDBOX_SERVER_HASH, "warehouse": wh}
+    common |= {"raw_enabled": False, "transform_workers": 0}
+    world = {"entities": 5, "seed": 3}
+    with start_in_thread(SandboxConfig(**world, processing_polls=0)) as sb:
+        first = run_sync(settings(base_url=sb.base_url, **common, **FAST))
+    assert first.status == "succeeded" and first.stats.entities["complete"] >= 3
+    before = table_rows(wh)
+    con = connect(wh)
+    entities_before = {r[0]: r for r in con.sql("FROM entities").fetchall()}
+    con.close()
+
+    # The same world, but processing never finishes within the deadline.
+    slow = FAST | {"poll_initial_s": 0.05, "poll_deadline_s": 0.5}
+    with start_in_thread(SandboxConfig(**world, processing_polls=1000)) as sb:
+        second = run_sync(settings(base_url=sb.base_url, **common, **slow))
+    assert second.status == "succeeded" and second.stats.entities["pending"] >= 3
+
+    after = table_rows(wh)
+    for table in ENTITY_TABLES:
+        if table != "entities":
+            assert after[table] == before[table], table
+    con = connect(wh)
+    rows = con.sql(
+        "SELECT entity_id, sync_status, last_synced_at, last_attempt_at, pending_endpoints,"
+        " run_id FROM entities WHERE sync_status = 'pending'"
+    ).fetchall()
+    con.close()
+    assert len(rows) == second.stats.entities["pending"]
+    cols = list(TABLES["entities"].columns)
+    for entity_id, _status, synced_at, attempt_at, pending, run_id in rows:
+        old = dict(zip(cols, entities_before[entity_id], strict=True))
+        assert old["sync_status"] == "complete"
+        assert synced_at == old["last_synced_at"]
+        assert attempt_at > old["last_attempt_at"]
+        assert pending and run_id == second.run_id
+
+
+# ---------------------------------------------------------------------- an idle reader
+
+
+def test_an_idle_shell_does_not_block_the_writer(tmp_path: Path, rich) -> None:
+    """Someone has `bankconnect-etl shell` open at its prompt while the nightly run loads."""
+    wh = tmp_path / "wh"
+    load_run(wh, rich[:2], "run-1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    shell = subprocess.Popen(
+        [COMMAND, "shell", "--warehouse", str(wh)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        read_line(shell, "warehouse ")  # its banner: connected, at the prompt
+        t0 = time.monotonic()
+        try:
+            load_run(wh, rich[2:4], "run-2")
+            error = None
+        except duckdb.Error as exc:
+            error = str(exc).splitlines()[-1]
+        took = time.monotonic() - t0
+    finally:
+        shell.communicate(".quit\n", timeout=30)
+    assert error is None, f"the writer failed after {took:.1f} s: {error}"
+    assert took < 10
+    assert scalar(wh, "SELECT count(DISTINCT entity_id) FROM transactions") == 4
+
+
+# ---------------------------------------------------------------------- its path
+
+
+def test_the_warehouse_opens_by_any_path_to_its_folder(tmp_path: Path, monkeypatch, rich) -> None:
+    """Created as ./warehouse (the default BANKCONNECT_WAREHOUSE), then read by its absolute
+    path, and after being moved (a restore from backup, a new disk)."""
+    monkeypatch.chdir(tmp_path)
+    load_run(Path("warehouse"), rich[:1], "run-1")
+    n = scalar(Path("warehouse"), "SELECT count(*) FROM transactions")
+    assert scalar(tmp_path / "warehouse", "SELECT count(*) FROM transactions") == n
+    moved = tmp_path / "restored" / "warehouse"
+    shutil.move(tmp_path / "warehouse", moved)
+    assert scalar(moved, "SELECT count(*) FROM transactions") == n
+    load_run(moved, rich[1:2], "run-2")
+    assert scalar(moved, "SELECT count(DISTINCT entity_id) FROM transactions") == 2
