@@ -13,12 +13,13 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bankconnect_etl import raw
-from bankconnect_etl.client import BankConnectClient
+from bankconnect_etl.client import BankConnectClient, RunMetrics
 from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import ApiError
 from bankconnect_etl.extract import Extractor, list_entities
@@ -42,6 +43,7 @@ class RunResult:
     seconds: float = 0.0
     snapshot: int = 0
     error: str | None = None
+    started_at: datetime | None = None
 
 
 def new_run_id(kind: str, now: datetime | None = None) -> str:
@@ -137,6 +139,42 @@ def load_records(
     return stats
 
 
+@contextmanager
+def recorded_run(
+    settings: Settings,
+    kind: str,
+    params: dict,
+    metrics: Callable[[], RunMetrics] | None = None,
+) -> Iterator[tuple[Writer, RunResult]]:
+    """The writer for one run, with its row in ``runs``: running on entry; succeeded, or
+    failed with the error's first line, on exit (the error still propagates)."""
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    run = RunResult(new_run_id(kind, started), kind, "failed", started_at=started)
+    with Writer(settings.warehouse, wait_s=settings.writer_wait_s, run_id=run.run_id) as w:
+        w.start_run(run.run_id, kind, params, started)
+        try:
+            yield w, run
+            run.status = "succeeded"
+        except BaseException as exc:
+            run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise
+        finally:
+            if metrics is not None:
+                m = metrics()
+                run.requests, run.retries = m.total_requests, m.total_retries
+            run.seconds = time.monotonic() - t0
+            w.finish_run(
+                run.run_id,
+                status=run.status,
+                counts=run.stats.as_json() | {"seconds": round(run.seconds, 1)},
+                requests=run.requests,
+                retries=run.retries,
+                error=run.error,
+            )
+            run.snapshot = w.snapshot_id()
+
+
 def run_sync(
     settings: Settings,
     *,
@@ -147,61 +185,43 @@ def run_sync(
     client: BankConnectClient | None = None,
 ) -> RunResult:
     """Fetch every entity (or ``entity_ids``) and load it. Needs ``settings.base_url``."""
-    started = datetime.now(UTC)
-    t0 = time.monotonic()
-    run = RunResult(new_run_id(kind, started), kind, "failed")
     root = settings.warehouse
     if settings.raw_enabled:
         for gone in raw.prune(root / "raw", settings.raw_retention_days):
             log.info("raw zone: deleted %s (older than %d days)", gone, settings.raw_retention_days)
-    archive = raw.RawWriter(root / "raw", run.run_id, started) if settings.raw_enabled else None
     own_client = client is None
     client = client or BankConnectClient(settings)
     try:
-        with Writer(root, wait_s=settings.writer_wait_s, run_id=run.run_id) as w:
-            w.start_run(run.run_id, kind, params or {}, started)
-            try:
-                listing = list_entities(client)
-                summaries = {e["entity_id"]: e for e in listing.entities}
-                wanted = list(summaries) if entity_ids is None else list(entity_ids)
-                done = 0
+        with recorded_run(settings, kind, params or {}, client.metrics.snapshot) as (w, run):
+            archive = (
+                raw.RawWriter(root / "raw", run.run_id, run.started_at)
+                if settings.raw_enabled
+                else None
+            )
+            listing = list_entities(client)
+            summaries = {e["entity_id"]: e for e in listing.entities}
+            wanted = list(summaries) if entity_ids is None else list(entity_ids)
+            done = 0
 
-                def advance(n: int) -> None:
-                    nonlocal done
-                    done += n
-                    if progress is not None:
-                        progress(done, len(wanted))
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress(done, len(wanted))
 
-                fetched_at = datetime.now(UTC)
-                records = (
-                    entity_record(b, summaries.get(b.entity_id), fetched_at)
-                    for b in Extractor(client).fetch(wanted)
-                )
-                run.stats = load_records(
-                    w,
-                    batched(itertools.chain(records, _health(client)), settings.batch_size),
-                    run_id=run.run_id,
-                    archive=archive,
-                    progress=advance,
-                    workers=settings.transform_workers,
-                )
-                run.status = "succeeded"
-            except BaseException as exc:
-                run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise
-            finally:
-                m = client.metrics.snapshot()
-                run.requests, run.retries = m.total_requests, m.total_retries
-                run.seconds = time.monotonic() - t0
-                w.finish_run(
-                    run.run_id,
-                    status=run.status,
-                    counts=run.stats.as_json() | {"seconds": round(run.seconds, 1)},
-                    requests=run.requests,
-                    retries=run.retries,
-                    error=run.error,
-                )
-                run.snapshot = w.snapshot_id()
+            fetched_at = datetime.now(UTC)
+            records = (
+                entity_record(b, summaries.get(b.entity_id), fetched_at)
+                for b in Extractor(client).fetch(wanted)
+            )
+            run.stats = load_records(
+                w,
+                batched(itertools.chain(records, _health(client)), settings.batch_size),
+                run_id=run.run_id,
+                archive=archive,
+                progress=advance,
+                workers=settings.transform_workers,
+            )
     finally:
         if own_client:
             client.close()
@@ -222,32 +242,14 @@ def rebuild_from_raw(
     settings: Settings, *, progress: Callable[[int], None] | None = None
 ) -> RunResult:
     """Replay the raw zone, oldest run first, through the same transform and load."""
-    started = datetime.now(UTC)
-    t0 = time.monotonic()
-    run = RunResult(new_run_id("rebuild", started), "rebuild", "failed")
-    root = settings.warehouse
-    folders = raw.runs(root / "raw")
-    with Writer(root, wait_s=settings.writer_wait_s, run_id=run.run_id) as w:
-        w.start_run(run.run_id, "rebuild", {"runs": [f.name for f in folders]}, started)
-        try:
-            run.stats = load_records(
-                w,
-                (str(part) for folder in folders for part in raw.parts(folder)),
-                run_id=run.run_id,
-                progress=progress,
-                workers=settings.transform_workers,
-            )
-            run.status = "succeeded"
-        except BaseException as exc:
-            run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise
-        finally:
-            run.seconds = time.monotonic() - t0
-            w.finish_run(
-                run.run_id,
-                status=run.status,
-                counts=run.stats.as_json() | {"seconds": round(run.seconds, 1)},
-                error=run.error,
-            )
-            run.snapshot = w.snapshot_id()
+    folders = raw.runs(settings.warehouse / "raw")
+    params = {"runs": [f.name for f in folders]}
+    with recorded_run(settings, "rebuild", params) as (w, run):
+        run.stats = load_records(
+            w,
+            (str(part) for folder in folders for part in raw.parts(folder)),
+            run_id=run.run_id,
+            progress=progress,
+            workers=settings.transform_workers,
+        )
     return run
