@@ -131,7 +131,7 @@ def run_sql(args: argparse.Namespace) -> int:
 
 def query_output(con: duckdb.DuckDBPyConnection, query: str, fmt: str = "table") -> str:
     """Run ``query``; its result as text. A SQL error is a one-line UserError."""
-    from bankconnect_etl.demo import format_table
+    from bankconnect_etl.render import format_table
 
     try:
         rel = con.sql(query)
@@ -206,8 +206,8 @@ def run_shell(args: argparse.Namespace) -> int:
 
 def run_rebuild(args: argparse.Namespace) -> int:
     from bankconnect_etl.config import Settings
-    from bankconnect_etl.demo import summary_lines
     from bankconnect_etl.pipeline import rebuild_from_raw
+    from bankconnect_etl.render import summary_lines
 
     overrides = {"warehouse": args.warehouse} if args.warehouse else {}
     settings = Settings.load(**overrides)

@@ -439,10 +439,6 @@ class Writer:
         finally:
             self._con.unregister(name)
 
-    def append(self, table: str, rows: pa.Table) -> None:
-        """Append rows to a history table (bank_health), in their own transaction."""
-        self._insert(table, rows)
-
     # ------------------------------------------------------------------ runs
 
     def start_run(self, run_id: str, kind: str, params: dict, started_at: datetime) -> None:
@@ -478,13 +474,6 @@ class Writer:
     def snapshot_id(self) -> int:
         rows = self._con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchall()
         return int(rows[0][0]) if rows else 0
-
-    def fingerprints(self) -> dict[str, tuple[str | None, str]]:
-        """entity_id → (fingerprint, sync_status) as last recorded."""
-        rows = self._con.execute(
-            f"SELECT entity_id, fingerprint, sync_status FROM {LAKE}.entities"
-        ).fetchall()
-        return {e: (fp, status) for e, fp, status in rows}
 
 
 def _quote(text: str) -> str:

@@ -151,8 +151,8 @@ class Transactions(_Table):
     amount: Series[Money] = _f("Amount in rupees, always positive; the type gives direction.")
     balance: Series[Money] = _f("Balance after the transaction (rupees); negative in overdraft.")
     transaction_channel: Series[Str] = _f(
-        "Channel, lower case (see docs/metrics.md for the enumeration; values outside it are "
-        "kept and counted in the run summary)."
+        "Channel, lower case (the documented values are in bankconnect_etl/vocab.py; others "
+        "are kept and counted in the run summary)."
     )
     transaction_channel_raw: Series[Str] = _f("Channel exactly as sent.")
     description: Series[Str] = _f("Sub-category (e.g. lender_transaction); often empty.")
@@ -160,24 +160,13 @@ class Transactions(_Table):
     transaction_note: Series[Str] = _f("Narration as printed on the statement.")
 
 
-class _TxnColumns(_Table):
-    entity_id: Series[Str] = _f("Entity the transaction belongs to.")
-    account_id: Series[Str] = _f("Account the transaction belongs to.")
-    statement_id: Series[Str] = _f("As in transactions.", nullable=True)
+class _TxnColumns(Transactions):
+    """The transaction columns, for tables whose rows are a subset of transactions."""
+
     txn_seq: Series[Int] = _f(
         "The transaction's txn_seq in transactions (matched by hash); null if absent there.",
         nullable=True,
     )
-    hash: Series[Str] = _f("The API's transaction id.")
-    txn_date: Series[Date] = _f("Value date.")
-    transaction_type: Series[Str] = _f("debit or credit.", isin=["debit", "credit"])
-    amount: Series[Money] = _f("Amount in rupees, always positive.")
-    balance: Series[Money] = _f("Balance after the transaction (rupees).")
-    transaction_channel: Series[Str] = _f("Channel, lower case.")
-    transaction_channel_raw: Series[Str] = _f("Channel exactly as sent.")
-    description: Series[Str] = _f("Sub-category; often empty.")
-    merchant_category: Series[Str] = _f("Merchant category; empty when no merchant.")
-    transaction_note: Series[Str] = _f("Narration.")
 
 
 class SalaryTransactions(_TxnColumns):
