@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bankconnect_etl import __version__
+from bankconnect_etl.cli_sync import add_commands as add_sync_commands
+from bankconnect_etl.cli_sync import configure_logging
 from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
 from bankconnect_etl.errors import UserError
 
@@ -285,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_demo(sub)
+    add_sync_commands(sub, _formatter)
     _add_sandbox(sub)
     add_warehouse_commands(sub, _formatter)
     return parser
@@ -293,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    configure_logging(debug)
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):

@@ -1,8 +1,12 @@
 """``bankconnect-etl demo``: the embedded sandbox, synced into a local warehouse, summarised.
 
-Starts the sandbox on a free loopback port, runs a sync into ``./warehouse`` (or
+Starts the sandbox on a free loopback port, runs the nightly sync into ``./warehouse`` (or
 ``BANKCONNECT_WAREHOUSE``) exactly as a scheduled run would (list, fetch, poll, validate,
 load, record the run), prints the run summary and a sample query, and stops the sandbox.
+
+Each demo after the first moves the sandbox's time on by one more step than the last
+(new entities, new statements for some others), so a second ``demo`` shows what a nightly
+run does: fetch the new and changed entities, skip the rest after one request each.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
+
 from bankconnect_etl.config import Settings
+from bankconnect_etl.errors import NoWarehouseError
 from bankconnect_etl.pipeline import run_sync
 from bankconnect_etl.render import format_table, summary_lines
 from bankconnect_etl.sandbox import (
@@ -29,19 +36,34 @@ def run_demo(
     warehouse: Path | None = None,
 ) -> int:
     """Run the demo, reporting each line through ``say`` (the CLI prints them)."""
-    with start_in_thread(SandboxConfig(entities=entities, seed=seed)) as sb:
+    steps = _previous_demos(warehouse or Settings.load().warehouse)
+    # Statements already processed, as a real API has them between nightly runs (a fresh
+    # sandbox would otherwise show every statement as just uploaded, so changed).
+    with start_in_thread(SandboxConfig(entities=entities, seed=seed, processing_polls=0)) as sb:
         overrides: dict = {
             "base_url": sb.base_url,
             "api_key": SANDBOX_API_KEY,
             "server_hash": SANDBOX_SERVER_HASH,
-            "poll_initial_s": 0.2,  # the sandbox finishes processing after one poll
         }
         if warehouse is not None:
             overrides["warehouse"] = warehouse
         settings = Settings.load(**overrides)
-        say(f"sandbox: {entities} entities, seed {seed}, at {sb.base_url}")
+        for _ in range(steps):  # the world as the last demo left it, then one step on
+            requests.post(
+                f"{sb.url}/sandbox/advance", params=ADVANCE, timeout=30
+            ).raise_for_status()
+        said = f"sandbox: {entities} entities, seed {seed}, at {sb.base_url}"
+        if steps:
+            new, statements = ADVANCE["new_entities"], ADVANCE["new_statements"]
+            said += (
+                f"; time moved on {steps} step(s) since the first demo "
+                f"(+{new} entities, +{statements} statements each)"
+            )
+        say(said)
         say(f"warehouse: {settings.warehouse.resolve()}")
-        run = run_sync(settings, kind="demo", params={"entities": entities, "seed": seed})
+        run = run_sync(
+            settings, kind="demo", params={"entities": entities, "seed": seed, "steps": steps}
+        )
     for line in summary_lines(run):
         say(line)
     con = connect(settings.warehouse)
@@ -57,6 +79,24 @@ def run_demo(
         f'"FROM entities LIMIT 5" --warehouse {settings.warehouse}'
     )
     return 0 if run.status == "succeeded" else 1
+
+
+ADVANCE = {"new_entities": 3, "new_statements": 4}
+
+
+def _previous_demos(warehouse: Path) -> int:
+    """How many demo runs succeeded in this warehouse before (0 if there is none)."""
+    try:
+        con = connect(warehouse)
+    except NoWarehouseError:
+        return 0
+    try:
+        (n,) = con.execute(
+            "SELECT count(*) FROM runs WHERE kind = 'demo' AND status = 'succeeded'"
+        ).fetchone()
+    finally:
+        con.close()
+    return int(n)
 
 
 SAMPLE_QUERY = """

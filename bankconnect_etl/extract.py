@@ -6,21 +6,26 @@ are appended in creation order). Without ``count`` it follows ``next``.
 
 Fetching schedules one request per (entity, endpoint) on a bounded pool; an endpoint still
 processing goes back into a time-ordered queue, so waiting costs no worker. Results are
-yielded per entity as soon as all its endpoints are settled.
+yielded per entity as soon as all its endpoints are settled. An entity whose fingerprint
+is known is asked for its accounts first: the same fingerprint means nothing changed, and
+the entity costs that one request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import orjson
 
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.errors import ApiError, AuthError, NotFoundError
@@ -158,12 +163,35 @@ def _listing(pages: dict[int, list], count: int | None) -> Listing:
 # ---------------------------------------------------------------------- entities
 
 
+def fingerprint(accounts_body: dict) -> str:
+    """Digest of what the accounts endpoint says: statement ids, their statuses, months.
+
+    The same fingerprint as last time, on an entity that was complete, means nothing new
+    to fetch: a new statement adds an id (and months), and reprocessing shows in a status.
+    """
+    accounts = sorted(
+        (
+            str(a.get("account_id")),
+            sorted(map(str, a.get("statements") or [])),
+            sorted(map(str, a.get("months") or [])),
+        )
+        for a in accounts_body.get("accounts") or []
+        if isinstance(a, dict)
+    )
+    progress = sorted(
+        (str(p.get("statement_id")), str(p.get("status")))
+        for p in accounts_body.get("progress") or []
+        if isinstance(p, dict)
+    )
+    return hashlib.sha256(orjson.dumps([accounts, progress])).hexdigest()[:32]
+
+
 @dataclass
 class EntityBundle:
     """Everything fetched for one entity, and how far its processing got."""
 
     entity_id: str
-    status: str = "complete"  # complete | pending | failed | empty
+    status: str = "complete"  # complete | pending | failed | empty | unchanged
     responses: dict[str, dict] = field(default_factory=dict)
     statements: dict[str, dict[str, tuple[str, str | None]]] = field(default_factory=dict)
     pending_endpoints: list[str] = field(default_factory=list)
@@ -195,6 +223,7 @@ class _Active:
     bundle: EntityBundle
     outstanding: set[str]
     started: float  # the entity's first request: its polling deadline runs from here
+    known: str | None = None  # fingerprint to compare its first accounts answer with
 
 
 class Extractor:
@@ -224,9 +253,19 @@ class Extractor:
         self.clock, self.sleep = clock, sleep
 
     def fetch(
-        self, entity_ids: Iterable[str], endpoints: tuple[str, ...] = ALL_ENDPOINTS
+        self,
+        entity_ids: Iterable[str],
+        endpoints: tuple[str, ...] = ALL_ENDPOINTS,
+        known: Mapping[str, str] | None = None,
     ) -> Iterator[EntityBundle]:
-        """Yield one bundle per entity, in the order they finish."""
+        """Yield one bundle per entity, in the order they finish.
+
+        An entity in ``known`` (entity id → fingerprint) is asked for its accounts alone
+        first: if they give the same fingerprint, its bundle has status ``unchanged`` and
+        that one response; otherwise every other endpoint follows.
+        """
+        known = known or {}
+        first = ("accounts",) if "accounts" in endpoints else ()
         seq = itertools.count()
         waiting = iter(dict.fromkeys(entity_ids))
         more = True
@@ -258,8 +297,10 @@ class Extractor:
                         if eid is None:
                             more = False
                             break
-                        active[eid] = _Active(EntityBundle(eid), set(endpoints), now)
-                        for endpoint in endpoints:
+                        check = known.get(eid) if first else None
+                        todo = first if check is not None else endpoints
+                        active[eid] = _Active(EntityBundle(eid), set(todo), now, check)
+                        for endpoint in todo:
                             heapq.heappush(queue, _Due(now, next(seq), eid, endpoint))
                         submit_due(now)
                     if not inflight:
@@ -279,7 +320,9 @@ class Extractor:
                     while not completed.empty():
                         done.append(completed.get_nowait())
                     for fut in done:
-                        finished = self._settle(inflight.pop(fut), fut, active, queue, seq)
+                        finished = self._settle(
+                            inflight.pop(fut), fut, active, queue, seq, endpoints
+                        )
                         if finished is not None:
                             del active[finished.entity_id]
                             yield finished
@@ -302,6 +345,7 @@ class Extractor:
         active: dict[str, _Active],
         queue: list[_Due],
         seq: Iterator[int],
+        endpoints: tuple[str, ...] = ALL_ENDPOINTS,
     ) -> EntityBundle | None:
         """Record one response; the entity's bundle once all its endpoints are settled."""
         entry = active.get(item.entity_id)
@@ -318,6 +362,18 @@ class Extractor:
             bundle.error = str(exc)
             bundle.responses.clear()
             return bundle
+        if entry.known is not None:  # the fingerprint check: its first accounts answer
+            unchanged = fingerprint(body) == entry.known if isinstance(body, dict) else False
+            entry.known = None
+            if unchanged:
+                bundle.status = "unchanged"
+                bundle.responses[item.endpoint] = body
+                return bundle
+            now = self.clock()
+            for endpoint in endpoints:
+                if endpoint != item.endpoint:
+                    entry.outstanding.add(endpoint)
+                    heapq.heappush(queue, _Due(now, next(seq), item.entity_id, endpoint))
         done = True
         if item.endpoint in ANALYSIS_ENDPOINTS:
             for sid, status in progress_of(body).items():

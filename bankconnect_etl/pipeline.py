@@ -11,9 +11,9 @@ import itertools
 import logging
 import secrets
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,15 +21,16 @@ from pathlib import Path
 from bankconnect_etl import raw
 from bankconnect_etl.client import BankConnectClient, RunMetrics
 from bankconnect_etl.config import Settings
-from bankconnect_etl.errors import ApiError
+from bankconnect_etl.errors import ApiError, BankConnectETLError, NoWarehouseError, UserError
 from bankconnect_etl.extract import Extractor, list_entities
+from bankconnect_etl.progress import Progress  # (entities done, total)
 from bankconnect_etl.transform import Batch, BatchTransform, ShapeError, Stats, entity_record
 from bankconnect_etl.transform_worker import Worker
-from bankconnect_etl.warehouse import Writer
+from bankconnect_etl.warehouse import Paths, Writer, connect, known_entities
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]  # (entities done, total)
+Loader = Callable[[Writer, Batch, str], object]  # writer.load(batch, message=...), or a wrapper
 
 
 @dataclass
@@ -44,6 +45,14 @@ class RunResult:
     snapshot: int = 0
     error: str | None = None
     started_at: datetime | None = None
+    # entities by what the run did: seen, new, changed, retried, forced, unchanged
+    sync: Counter = field(default_factory=Counter)
+    plan: Counter = field(default_factory=Counter)  # by planned action (Plan.action)
+
+    def counts(self) -> dict:
+        """What ``runs.counts`` holds: the sync counts, then the batch statistics."""
+        seconds = {"seconds": round(self.seconds, 1)}
+        return {"sync": dict(self.sync)} | self.stats.as_json() | seconds
 
 
 def new_run_id(kind: str, now: datetime | None = None) -> str:
@@ -85,6 +94,7 @@ def load_records(
     archive: raw.RawWriter | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    load: Loader | None = None,
 ) -> Stats:
     """Transform and load batches of entity records, one warehouse transaction per batch.
 
@@ -104,7 +114,10 @@ def load_records(
     def commit(batch: Batch) -> None:
         nonlocal n
         n += 1
-        writer.load(batch, message=f"{run_id} batch {n}")
+        if load is None:
+            writer.load(batch, message=f"{run_id} batch {n}")
+        else:
+            load(writer, batch, f"{run_id} batch {n}")
         stats.merge(batch.stats)
         if progress is not None:
             progress(len(batch.replace) + len(batch.touch))
@@ -167,7 +180,7 @@ def recorded_run(
             w.finish_run(
                 run.run_id,
                 status=run.status,
-                counts=run.stats.as_json() | {"seconds": round(run.seconds, 1)},
+                counts=run.counts(),
                 requests=run.requests,
                 retries=run.retries,
                 error=run.error,
@@ -175,57 +188,207 @@ def recorded_run(
             run.snapshot = w.snapshot_id()
 
 
+@dataclass
+class Plan:
+    """The entities a run covers and what it will do with each, decided before fetching.
+
+    ``action`` per entity: ``new`` (not in the warehouse), ``check`` (complete last time:
+    its accounts fingerprint decides), ``retry`` (pending or failed last time, so fetched
+    again), ``forced`` (fetched whatever its fingerprint says).
+    """
+
+    entities: dict[str, dict]  # entity_id → its listing summary (link_id, meta_data)
+    action: dict[str, str]
+    fingerprints: dict[str, str]  # the ``check`` entities → their stored fingerprint
+    listing_complete: bool = True
+
+    def counts(self) -> Counter:
+        return Counter(self.action.values())
+
+
+def plan_sync(
+    client: BankConnectClient,
+    known: dict[str, tuple[str | None, str]],
+    *,
+    entity_ids: Iterable[str] | None = None,
+    link_ids: Iterable[str] | None = None,
+    force: bool = False,
+) -> Plan:
+    """Which entities to sync and how: every listed entity, or those of ``link_ids`` and
+    ``entity_ids`` (both may be given). ``known`` is ``warehouse.known_entities``."""
+    entities: dict[str, dict] = {}
+    complete = True
+    if entity_ids is None and link_ids is None:
+        listing = list_entities(client)
+        entities.update((e["entity_id"], e) for e in listing.entities)
+        complete = listing.complete
+    for link_id in link_ids or ():
+        listing = list_entities(client, link_id=link_id)
+        if not listing.entities:
+            log.warning("link_id %s: no entities", link_id)
+        entities.update((e["entity_id"], e) for e in listing.entities)
+        complete = complete and listing.complete
+    for entity_id in entity_ids or ():
+        entities.setdefault(str(entity_id), {})
+    action, check = {}, {}
+    for eid in entities:
+        fp, status = known.get(eid, (None, None))
+        if status is None:
+            action[eid] = "new"
+        elif force:
+            action[eid] = "forced"
+        elif fp is not None and status in ("complete", "empty"):
+            action[eid] = "check"
+            check[eid] = fp
+        else:
+            action[eid] = "retry"
+    return Plan(entities, action, check, complete)
+
+
 def run_sync(
     settings: Settings,
     *,
     kind: str = "nightly",
     entity_ids: Iterable[str] | None = None,
+    link_ids: Iterable[str] | None = None,
+    force: bool = False,
     params: dict | None = None,
     progress: Progress | None = None,
     client: BankConnectClient | None = None,
+    load: Loader | None = None,
 ) -> RunResult:
-    """Fetch every entity (or ``entity_ids``) and load it. Needs ``settings.base_url``."""
+    """Sync every entity (or those of ``link_ids`` / ``entity_ids``) into the warehouse.
+
+    An entity that was complete is asked for its accounts first and skipped when its
+    fingerprint is unchanged (unless ``force``); new, changed, pending and failed ones are
+    fetched whole, polled, validated and loaded. ``load`` replaces ``Writer.load`` (the
+    Prefect flow passes a task, so each batch is a task run with retries).
+
+    Returns the run, succeeded or failed (a failure is recorded in ``runs`` and carries its
+    error); raises only for errors before the run starts (configuration, writer lock).
+    Needs ``settings.base_url``.
+    """
     root = settings.warehouse
     if settings.raw_enabled:
         for gone in raw.prune(root / "raw", settings.raw_retention_days):
             log.info("raw zone: deleted %s (older than %d days)", gone, settings.raw_retention_days)
+    entity_ids = None if entity_ids is None else list(entity_ids)
+    link_ids = None if link_ids is None else list(link_ids)
     own_client = client is None
     client = client or BankConnectClient(settings)
+    params = params if params is not None else _params(entity_ids, link_ids, force)
+    run: RunResult | None = None
     try:
-        with recorded_run(settings, kind, params or {}, client.metrics.snapshot) as (w, run):
+        with recorded_run(settings, kind, params, client.metrics.snapshot) as (w, run):
             archive = (
                 raw.RawWriter(root / "raw", run.run_id, run.started_at)
                 if settings.raw_enabled
                 else None
             )
-            listing = list_entities(client)
-            summaries = {e["entity_id"]: e for e in listing.entities}
-            wanted = list(summaries) if entity_ids is None else list(entity_ids)
+            plan = plan_sync(
+                client,
+                known_entities(w.con),
+                entity_ids=entity_ids,
+                link_ids=link_ids,
+                force=force,
+            )
+            run.plan = plan.counts()
+            total = len(plan.entities)
+            run.sync["seen"] = total
             done = 0
 
             def advance(n: int) -> None:
                 nonlocal done
                 done += n
                 if progress is not None:
-                    progress(done, len(wanted))
+                    progress(done, total)
 
+            if progress is not None:
+                progress(0, total)
             fetched_at = datetime.now(UTC)
-            records = (
-                entity_record(b, summaries.get(b.entity_id), fetched_at)
-                for b in Extractor(client).fetch(wanted)
-            )
+
+            def records() -> Iterator[dict]:
+                for b in Extractor(client).fetch(plan.entities, known=plan.fingerprints):
+                    if b.status == "unchanged":
+                        run.sync["unchanged"] += 1
+                        advance(1)
+                        continue
+                    run.sync[_FETCHED_AS[plan.action[b.entity_id]]] += 1
+                    yield entity_record(b, plan.entities.get(b.entity_id), fetched_at)
+                yield from _health(client)
+
             run.stats = load_records(
                 w,
-                batched(itertools.chain(records, _health(client)), settings.batch_size),
+                batched(records(), settings.batch_size),
                 run_id=run.run_id,
                 archive=archive,
                 progress=advance,
                 workers=settings.transform_workers,
+                load=load,
             )
+    except BankConnectETLError:
+        if run is None or run.status == "succeeded":
+            raise  # before the run started (lock, configuration) or after it was recorded
+        log.debug("run %s failed", run.run_id, exc_info=True)
     finally:
         if own_client:
             client.close()
+    assert run is not None
     return run
+
+
+def check_selection(
+    entity_ids: Sequence[str] | None, link_ids: Sequence[str] | None, all: bool
+) -> None:
+    """A backfill names what it covers: ``all``, or some link ids and/or entity ids."""
+    if all and (entity_ids or link_ids):
+        raise UserError(
+            "a backfill of all entities takes no entity or link ids",
+            hint="drop --all to backfill only the ids given, or drop the ids",
+        )
+    if not all and not entity_ids and not link_ids:
+        raise UserError(
+            "a backfill needs entities to cover",
+            hint="give --entity-id ID, --link-id ID (each repeatable) or --all",
+        )
+
+
+def dry_run(
+    settings: Settings,
+    *,
+    entity_ids: Iterable[str] | None = None,
+    link_ids: Iterable[str] | None = None,
+    force: bool = False,
+    client: BankConnectClient | None = None,
+) -> Plan:
+    """What a sync would fetch, without writing anything (nor waiting for the writer)."""
+    own_client = client is None
+    client = client or BankConnectClient(settings)
+    try:
+        known: dict = {}
+        if Paths(settings.warehouse).catalog.exists():
+            with suppress(NoWarehouseError):
+                con = connect(settings.warehouse)
+                try:
+                    known = known_entities(con)
+                finally:
+                    con.close()
+        return plan_sync(client, known, entity_ids=entity_ids, link_ids=link_ids, force=force)
+    finally:
+        if own_client:
+            client.close()
+
+
+_FETCHED_AS = {"new": "new", "check": "changed", "retry": "retried", "forced": "forced"}
+
+
+def _params(entity_ids: Iterable[str] | None, link_ids: Iterable[str] | None, force: bool) -> dict:
+    out: dict = {"force": force}
+    if entity_ids is not None:
+        out["entity_ids"] = list(entity_ids)
+    if link_ids is not None:
+        out["link_ids"] = list(link_ids)
+    return out
 
 
 def _health(client: BankConnectClient) -> Iterator[dict]:

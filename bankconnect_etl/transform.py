@@ -36,7 +36,7 @@ import pandera.pandas as pa
 import pyarrow as pyarrow_
 import pyarrow.compute as pc
 
-from bankconnect_etl.extract import EntityBundle
+from bankconnect_etl.extract import EntityBundle, fingerprint
 from bankconnect_etl.schemas.tables import TABLES
 from bankconnect_etl.schemas.wire import (
     RECORDS,
@@ -101,28 +101,6 @@ def entity_record(
         "pending_endpoints": list(bundle.pending_endpoints),
         "responses": bundle.responses,
     }
-
-
-def fingerprint(accounts_body: dict) -> str:
-    """Digest of what the accounts endpoint says: statement ids, their statuses, months.
-
-    Unchanged fingerprint on a complete entity means nothing new to fetch.
-    """
-    accounts = sorted(
-        (
-            str(a.get("account_id")),
-            sorted(map(str, a.get("statements") or [])),
-            sorted(map(str, a.get("months") or [])),
-        )
-        for a in accounts_body.get("accounts") or []
-        if isinstance(a, dict)
-    )
-    progress = sorted(
-        (str(p.get("statement_id")), str(p.get("status")))
-        for p in accounts_body.get("progress") or []
-        if isinstance(p, dict)
-    )
-    return hashlib.sha256(orjson.dumps([accounts, progress])).hexdigest()[:32]
 
 
 # ---------------------------------------------------------------------- the batch

@@ -476,6 +476,12 @@ class Writer:
         return int(rows[0][0]) if rows else 0
 
 
+def known_entities(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str | None, str]]:
+    """What the warehouse knows of each entity: entity id → (fingerprint, sync_status)."""
+    rows = con.execute(f"SELECT entity_id, fingerprint, sync_status FROM {LAKE}.entities")
+    return {e: (fp, status) for e, fp, status in rows.fetchall()}
+
+
 def _quote(text: str) -> str:
     return text.replace("'", "''")
 

@@ -130,7 +130,8 @@ def test_demo_syncs_the_sandbox_into_a_warehouse_and_queries_it(tmp_path: Path) 
     assert lines[0].startswith("sandbox: 25 entities, seed 2, at http://127.0.0.1:")
     assert lines[1] == f"warehouse: {tmp_path / 'warehouse'}"
     assert re.search(r"run demo-\S+: succeeded in [\d.]+ s, snapshot \d+", r.stdout)
-    assert re.search(r"entities: \d+ complete, \d+ empty", r.stdout)
+    assert "entities: 25 seen: 25 new, 0 unchanged (one request each)" in r.stdout
+    assert re.search(r"loaded: \d+ complete, \d+ empty, 0 pending, 0 failed", r.stdout)
     assert re.search(r"rows: entities 25, accounts \d+, .*transactions [\d,]+", r.stdout)
     assert re.search(r"requests: [\d,]+ \(0 retries\)", r.stdout)
     assert "quarantined: 0 rows" in r.stdout
@@ -140,3 +141,11 @@ def test_demo_syncs_the_sandbox_into_a_warehouse_and_queries_it(tmp_path: Path) 
     counted = run("sql", "SELECT count(*) FROM entities", "--format", "csv", cwd=tmp_path)
     assert counted.returncode == 0, counted.stderr
     assert counted.stdout.splitlines() == ["count_star()", "25"]
+
+    # A second demo: the sandbox's time moved on one step; only what changed is fetched.
+    again = run("demo", "--entities", "25", "--seed", "2", timeout=120, cwd=tmp_path)
+    assert again.returncode == 0 and again.stderr == ""
+    assert "time moved on 1 step(s)" in again.stdout
+    seen = re.search(r"entities: 28 seen: 3 new, (\d) changed, (\d+) unchanged", again.stdout)
+    assert seen, again.stdout
+    assert int(seen[1]) >= 1 and int(seen[1]) + int(seen[2]) == 25

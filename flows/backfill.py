@@ -1,0 +1,49 @@
+"""The backfill deployment: re-sync chosen entities by hand, safely beside the nightly run.
+
+Same code path as the nightly run. It waits for the warehouse writer lock if a run is
+writing, and with ``force`` fetches every chosen entity whatever its fingerprint says.
+"""
+
+from __future__ import annotations
+
+# isort: off
+import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefect loads)
+# isort: on
+
+from prefect import flow
+
+from bankconnect_etl.pipeline import check_selection
+from flows.tasks import sync
+
+
+@flow(name="bankconnect-backfill", log_prints=False)
+def backfill(
+    link_ids: list[str] | None = None,
+    entity_ids: list[str] | None = None,
+    all: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    secret_blocks: dict[str, str] | None = None,
+) -> dict:
+    """Re-sync the entities of ``link_ids`` and ``entity_ids``, or ``all`` of them.
+
+    Args:
+        link_ids: every entity of these link ids.
+        entity_ids: these entities.
+        all: every entity (instead of ids).
+        force: fetch them all, ignoring unchanged fingerprints.
+        dry_run: only list what would be fetched (an artifact); write nothing.
+        batch_size: entities per task and warehouse transaction (default: settings, 100).
+        secret_blocks: settings field → Prefect Secret block name (see nightly_sync).
+    """
+    check_selection(entity_ids, link_ids, all)
+    return sync(
+        "backfill",
+        entity_ids=entity_ids,
+        link_ids=link_ids,
+        force=force,
+        dry=dry_run,
+        batch_size=batch_size,
+        secret_blocks=secret_blocks,
+    )

@@ -1,0 +1,35 @@
+"""The nightly deployment: every entity, fetched only where something changed.
+
+Each entity is asked for its accounts first; an unchanged fingerprint on an entity that
+was complete costs that one request. New, changed and previously pending or failed
+entities are fetched whole, polled, validated and loaded in batches.
+"""
+
+from __future__ import annotations
+
+# isort: off
+import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefect loads)
+# isort: on
+
+from prefect import flow
+
+from flows.tasks import sync
+
+
+@flow(name="bankconnect-nightly", log_prints=False)
+def nightly_sync(
+    batch_size: int | None = None, secret_blocks: dict[str, str] | None = None
+) -> dict:
+    """Sync every entity into the warehouse; fails only if the run failed.
+
+    Args:
+        batch_size: entities per task and warehouse transaction (default: settings, 100).
+        secret_blocks: settings field → Prefect Secret block name, e.g.
+            {"api_key": "bankconnect-api-key", "server_hash": "bankconnect-server-hash"};
+            unset fields come from the environment (BANKCONNECT_*).
+    """
+    return sync("nightly", batch_size=batch_size, secret_blocks=secret_blocks)
+
+
+if __name__ == "__main__":
+    nightly_sync()

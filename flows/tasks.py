@@ -1,0 +1,105 @@
+"""What the flows share: settings from Secret blocks or the environment, the batch-load
+task, the run artifact.
+
+A task carries a batch of entities (``BANKCONNECT_BATCH_SIZE``, default 100), never one
+request: a Prefect task run costs about 4 ms here. The batch task is retried whole (a
+warehouse transaction that failed left nothing behind); HTTP retries stay in the client.
+"""
+
+from __future__ import annotations
+
+# isort: off
+import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefect loads)
+# isort: on
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.blocks.system import Secret
+from prefect.cache_policies import NONE
+
+from bankconnect_etl.config import Settings
+from bankconnect_etl.errors import BankConnectETLError
+from bankconnect_etl.pipeline import Plan, RunResult, dry_run, run_sync
+from bankconnect_etl.progress import LogProgress
+from bankconnect_etl.render import plan_markdown, summary_markdown
+from bankconnect_etl.transform import Batch
+from bankconnect_etl.upstream import upstream
+from bankconnect_etl.warehouse import Writer
+
+# Settings fields a deployment may take from Prefect Secret blocks: field → block name.
+SECRET_FIELDS = ("api_key", "server_hash", "access_token_secret")
+
+
+class RunFailed(BankConnectETLError):
+    """The sync ran and failed; its row in ``runs`` and the artifact say why."""
+
+
+@task(name="load-batch", retries=2, retry_delay_seconds=[5, 30], cache_policy=NONE)
+def load_batch(writer: Writer, batch: Batch, message: str) -> int:
+    """Validate-and-load output of one batch of entities: one warehouse transaction."""
+    return writer.load(batch, message=message)
+
+
+def settings_from(secret_blocks: dict[str, str] | None, batch_size: int | None) -> Settings:
+    """Settings from the environment, with secrets from the named Secret blocks on top."""
+    overrides: dict = {}
+    for field, block in (secret_blocks or {}).items():
+        if field not in SECRET_FIELDS:
+            raise ValueError(f"secret_blocks: {field!r} is not one of {', '.join(SECRET_FIELDS)}")
+        overrides[field] = Secret.load(block).get()
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    return Settings.load(**overrides)
+
+
+def sync(
+    kind: str,
+    *,
+    entity_ids: list[str] | None = None,
+    link_ids: list[str] | None = None,
+    force: bool = False,
+    dry: bool = False,
+    batch_size: int | None = None,
+    secret_blocks: dict[str, str] | None = None,
+) -> dict:
+    """The body of both flows: one run, its artifact, and its counts as the flow's result."""
+    logger = get_run_logger()
+    settings = settings_from(secret_blocks, batch_size)
+    with upstream(settings) as live:
+        if dry:
+            plan = dry_run(live, entity_ids=entity_ids, link_ids=link_ids, force=force)
+            return _dry_artifact(kind, plan)
+        run = run_sync(
+            live,
+            kind=kind,
+            entity_ids=entity_ids,
+            link_ids=link_ids,
+            force=force,
+            progress=LogProgress(logger),
+            load=load_batch,
+        )
+    create_markdown_artifact(
+        summary_markdown(run),
+        key=f"bankconnect-{kind}",
+        description=f"bankconnect-etl {kind} run {run.run_id}",
+    )
+    logger.info("run %s %s: %s", run.run_id, run.status, summary_line(run))
+    if run.status != "succeeded":
+        raise RunFailed(f"run {run.run_id} failed: {run.error}")
+    return {"run_id": run.run_id, "snapshot": run.snapshot} | run.counts()
+
+
+def summary_line(run: RunResult) -> str:
+    sync, outcome = run.sync, run.stats.entities
+    return (
+        f"{sync['seen']} seen, {sync['unchanged']} unchanged, "
+        f"{outcome['complete'] + outcome['empty']} loaded, {outcome['pending']} pending, "
+        f"{outcome['failed']} failed, {run.requests} requests"
+    )
+
+
+def _dry_artifact(kind: str, plan: Plan) -> dict:
+    create_markdown_artifact(
+        plan_markdown(plan), key=f"bankconnect-{kind}-dry-run", description="what would be fetched"
+    )
+    return {"dry_run": True, "entities": len(plan.entities), "actions": dict(plan.counts())}

@@ -1,0 +1,377 @@
+"""The Prefect flows and the sync commands, end to end against the sandbox.
+
+Prefect runs in ephemeral mode here (no server): a temporary API in this process, its
+database under a temporary PREFECT_HOME. The sandbox answers with statements already
+processed (``processing_polls=0``), so every request a run makes can be counted exactly:
+listing pages, one accounts request per unchanged entity, eight requests per fetched one
+(entity, six analysis endpoints, get_pdfs), one net_banking_health.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Before Prefect loads: a private home for the ephemeral server, no telemetry.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bankconnect-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # no "Stopping temporary server" at exit
+
+import pytest
+import requests
+import yaml
+from bankconnect_etl.schemas.tables import TABLES
+
+from bankconnect_etl.config import Settings
+from bankconnect_etl.pipeline import run_sync
+from bankconnect_etl.sandbox import (
+    SANDBOX_API_KEY,
+    SANDBOX_SERVER_HASH,
+    SandboxConfig,
+    start_in_thread,
+)
+from bankconnect_etl.warehouse import connect
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
+PER_ENTITY = 8  # entity, accounts, identity, transactions, salary, recurring, lender, get_pdfs
+# Columns that say when or by which run a row was written, not what the API said; and
+# pdf_url, which the API blanks 30 days after upload (the sandbox's advance moves 30 days):
+# an unchanged entity is not fetched again, so it keeps the link it was fetched with.
+WHEN = {"run_id", "first_seen_at", "last_attempt_at", "last_synced_at", "quarantined_at", "pdf_url"}
+FAST = {
+    "BANKCONNECT_POLL_INITIAL_S": "0.02",
+    "BANKCONNECT_POLL_MAX_S": "0.1",
+    "BANKCONNECT_BACKOFF_BASE_S": "0.01",
+    "BANKCONNECT_BACKOFF_CAP_S": "0.1",
+    "BANKCONNECT_TRANSFORM_WORKERS": "0",
+}
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator:
+    """A sandbox of 25 entities (every edge case once), and the environment pointing at it."""
+    with start_in_thread(SandboxConfig(entities=25, seed=5, processing_polls=0)) as sb:
+        env = {
+            "BANKCONNECT_BASE_URL": sb.base_url,
+            "BANKCONNECT_API_KEY": SANDBOX_API_KEY,
+            "BANKCONNECT_SERVER_HASH": SANDBOX_SERVER_HASH,
+            "BANKCONNECT_WAREHOUSE": str(tmp_path / "wh"),
+            "BANKCONNECT_BATCH_SIZE": "7",
+            **FAST,
+        }
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        yield sb
+
+
+def advance(sb, new_entities: int, new_statements: int) -> dict:  # type: ignore[no-untyped-def]
+    r = requests.post(
+        f"{sb.url}/sandbox/advance",
+        params={"new_entities": new_entities, "new_statements": new_statements},
+        timeout=30,
+    )
+    r.raise_for_status()
+    return r.json()
+
+
+def listing(sb, link_id: str | None = None) -> list[dict]:  # type: ignore[no-untyped-def]
+    out, page = [], 1
+    while True:
+        body = requests.get(
+            f"{sb.base_url}/entity/",
+            params={"page": page, **({"link_id": link_id} if link_id else {})},
+            headers={"x-api-key": SANDBOX_API_KEY, "server-hash": SANDBOX_SERVER_HASH},
+            timeout=30,
+        ).json()
+        out += body["results"]
+        if not body.get("next"):
+            return out
+        page += 1
+
+
+def rows(warehouse: Path) -> dict[str, list[tuple]]:
+    """What the API said, per table: every data table but the bank_health history, without
+    the columns that only say when or by which run a row was written."""
+    con = connect(warehouse)
+    try:
+        out = {}
+        for table, spec in TABLES.items():
+            if table in ("runs", "bank_health"):
+                continue
+            cols = [c for c in spec.columns if c not in WHEN]
+            out[table] = con.sql(f"SELECT {', '.join(cols)} FROM {table} ORDER BY ALL").fetchall()  # noqa: S608
+        return out
+    finally:
+        con.close()
+
+
+def clean_load(sb, warehouse: Path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    """The sandbox as it is now, loaded from scratch into ``warehouse``."""
+    run = run_sync(Settings.load(_env_file=None, warehouse=warehouse, raw_enabled=False))
+    assert run.status == "succeeded", run.error
+    return rows(warehouse)
+
+
+def synced_by(warehouse: Path, run_id: str) -> set[str]:
+    con = connect(warehouse)
+    try:
+        return {
+            e
+            for (e,) in con.execute(
+                "SELECT entity_id FROM entities WHERE run_id = ?", [run_id]
+            ).fetchall()
+        }
+    finally:
+        con.close()
+
+
+def run_row(warehouse: Path, run_id: str) -> tuple:
+    con = connect(warehouse)
+    try:
+        return con.execute(
+            "SELECT kind, status, requests, params FROM runs WHERE run_id = ?", [run_id]
+        ).fetchone()
+    finally:
+        con.close()
+
+
+def expected_requests(entities: int, unchanged: int, fetched: int) -> int:
+    return math.ceil(entities / 10) + unchanged + PER_ENTITY * fetched + 1
+
+
+# ---------------------------------------------------------------------- prefect.yaml
+
+
+def test_prefect_yaml_entrypoints_import_and_take_their_parameters() -> None:
+    from prefect.flows import Flow, load_flow_from_entrypoint
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in config["deployments"]}
+    assert set(deployments) == {"nightly", "backfill"}
+    for name, d in deployments.items():
+        path, _, func = d["entrypoint"].partition(":")
+        flow = load_flow_from_entrypoint(f"{ROOT / path}:{func}")
+        assert isinstance(flow, Flow), name
+        params = d.get("parameters") or {}
+        assert set(params) <= set(flow.parameters.properties), name
+        flow.validate_parameters(params)  # raises if a value does not fit the signature
+        # secrets are named (Secret blocks), never written in the file
+        assert set(params["secret_blocks"]) == {"api_key", "server_hash"}
+        assert all(
+            isinstance(v, str) and v.startswith("bankconnect-")
+            for v in params["secret_blocks"].values()
+        )
+    assert set(deployments["backfill"]["parameters"]) >= {
+        "link_ids",
+        "entity_ids",
+        "all",
+        "force",
+        "dry_run",
+    }
+    (schedule,) = deployments["nightly"]["schedules"]
+    assert schedule["cron"] == "0 2 * * *" and schedule["timezone"] == "Asia/Kolkata"
+    assert not deployments["backfill"].get("schedules")
+    text = (ROOT / "prefect.yaml").read_text()
+    assert SANDBOX_API_KEY not in text and SANDBOX_SERVER_HASH not in text
+
+
+# ---------------------------------------------------------------------- nightly
+
+
+def test_nightly_flow_fetches_only_new_and_changed_entities(api, tmp_path: Path) -> None:
+    from flows.nightly import nightly_sync
+
+    wh = tmp_path / "wh"
+    first = nightly_sync()
+    assert first["sync"] == {"seen": 25, "new": 25}
+    assert run_row(wh, first["run_id"])[:3] == (
+        "nightly",
+        "succeeded",
+        expected_requests(25, 0, 25),
+    )
+
+    moved = advance(api, new_entities=4, new_statements=3)
+    new = {e for e in (moved["entities_added"])}
+    changed = {s["entity_id"] for s in moved["statements_added"]}
+    assert len(new) == 4 and changed and not new & changed
+
+    second = nightly_sync()
+    unchanged = 25 - len(changed)
+    assert second["sync"] == {"seen": 29, "new": 4, "changed": len(changed), "unchanged": unchanged}
+    # from the request metrics: the listing, one request per unchanged entity, the rest whole
+    kind, status, requests_made, _ = run_row(wh, second["run_id"])
+    assert (kind, status) == ("nightly", "succeeded")
+    assert requests_made == expected_requests(29, unchanged, len(new) + len(changed))
+    assert synced_by(wh, second["run_id"]) == new | changed
+
+    assert rows(wh) == clean_load(api, tmp_path / "clean")
+
+    third = nightly_sync()  # nothing changed: one request per entity plus the listing
+    assert third["sync"] == {"seen": 29, "unchanged": 29}
+    assert run_row(wh, third["run_id"])[2] == expected_requests(29, 29, 0)
+
+
+def test_nightly_flow_leaves_a_markdown_artifact(api, monkeypatch) -> None:
+    """Checked where the flow creates it: this Prefect server (3.8 with fastapi 0.154)
+    answers artifact filter queries with 422 or nothing, though it stores them."""
+    import uuid
+
+    import flows.tasks
+    from flows.nightly import nightly_sync
+
+    made = []
+
+    def spy(markdown: str, **kw: object) -> uuid.UUID:
+        artifact_id = real(markdown, **kw)
+        made.append((markdown, kw, artifact_id))
+        return artifact_id
+
+    real = flows.tasks.create_markdown_artifact
+    monkeypatch.setattr(flows.tasks, "create_markdown_artifact", spy)
+    result = nightly_sync()
+    ((text, kw, artifact_id),) = made
+    assert isinstance(artifact_id, uuid.UUID) and kw["key"] == "bankconnect-nightly"
+    assert result["run_id"] in text
+    assert "| entities | 25 seen: 25 new" in text and "## Rows loaded" in text
+    assert SANDBOX_API_KEY not in text and SANDBOX_SERVER_HASH not in text
+
+
+def test_a_failed_run_fails_the_flow_and_is_recorded(api, monkeypatch, tmp_path: Path) -> None:
+    from flows.nightly import nightly_sync
+    from flows.tasks import RunFailed
+
+    monkeypatch.setenv("BANKCONNECT_API_KEY", "wrong-key")
+    with pytest.raises(RunFailed, match="failed"):
+        nightly_sync()
+    con = connect(tmp_path / "wh")
+    try:
+        status, error = con.sql("SELECT status, error FROM runs").fetchone()
+    finally:
+        con.close()
+    assert status == "failed" and "wrong-key" not in error
+
+
+# ---------------------------------------------------------------------- backfill
+
+
+def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
+    from flows.backfill import backfill
+
+    ids = [e["entity_id"] for e in listing(api)][:3]
+    result = backfill(entity_ids=ids)
+    assert result["sync"] == {"seen": 3, "new": 3}
+    assert synced_by(tmp_path / "wh", result["run_id"]) == set(ids)
+    # no listing: the entity endpoint was asked directly
+    assert run_row(tmp_path / "wh", result["run_id"])[2] == PER_ENTITY * 3 + 1
+
+
+def test_backfill_link_ids_fetches_the_entities_of_the_link(api, tmp_path: Path) -> None:
+    from flows.backfill import backfill
+
+    everyone = listing(api)
+    link = next(
+        e["link_id"] for e in everyone if sum(x["link_id"] == e["link_id"] for x in everyone) > 1
+    )
+    members = {e["entity_id"] for e in everyone if e["link_id"] == link}
+    result = backfill(link_ids=[link])
+    assert synced_by(tmp_path / "wh", result["run_id"]) == members
+    assert result["sync"] == {"seen": len(members), "new": len(members)}
+
+
+def test_backfill_all_and_force(api, tmp_path: Path) -> None:
+    from flows.backfill import backfill
+
+    first = backfill(all=True)
+    assert first["sync"] == {"seen": 25, "new": 25}
+    again = backfill(all=True)  # nothing changed: skipped after one request each
+    assert again["sync"] == {"seen": 25, "unchanged": 25}
+    forced = backfill(all=True, force=True)
+    assert forced["sync"] == {"seen": 25, "forced": 25}
+    assert synced_by(tmp_path / "wh", forced["run_id"]) == {e["entity_id"] for e in listing(api)}
+    assert rows(tmp_path / "wh") == clean_load(api, tmp_path / "clean")
+
+
+def test_backfill_dry_run_writes_nothing(api, tmp_path: Path) -> None:
+    from flows.backfill import backfill
+
+    ids = [e["entity_id"] for e in listing(api)]
+    backfill(entity_ids=ids[:2])
+    result = backfill(entity_ids=ids[:4], dry_run=True)
+    assert result == {"dry_run": True, "entities": 4, "actions": {"check": 2, "new": 2}}
+    forced = backfill(all=True, force=True, dry_run=True)
+    assert forced["actions"] == {"forced": 2, "new": 23}
+    con = connect(tmp_path / "wh")
+    try:
+        assert con.sql("SELECT count(*) FROM runs").fetchone()[0] == 1
+        assert con.sql("SELECT count(*) FROM entities").fetchone()[0] == 2
+    finally:
+        con.close()
+
+
+def test_backfill_needs_a_selection(api) -> None:
+    from bankconnect_etl.errors import UserError
+    from flows.backfill import backfill
+
+    with pytest.raises(UserError, match="needs entities"):
+        backfill()
+    with pytest.raises(UserError, match="takes no entity or link ids"):
+        backfill(all=True, entity_ids=["x"])
+
+
+def test_secret_blocks_supply_the_credentials(api, monkeypatch, tmp_path: Path) -> None:
+    from prefect.blocks.system import Secret
+
+    from flows.backfill import backfill
+
+    Secret(value=SANDBOX_API_KEY).save("test-bankconnect-api-key", overwrite=True)
+    monkeypatch.setenv("BANKCONNECT_API_KEY", "not-the-key")  # the block wins
+    ids = [e["entity_id"] for e in listing(api)][:1]
+    result = backfill(entity_ids=ids, secret_blocks={"api_key": "test-bankconnect-api-key"})
+    assert result["sync"] == {"seen": 1, "new": 1}
+    _, _, _, params = run_row(tmp_path / "wh", result["run_id"])
+    assert SANDBOX_API_KEY not in params
+
+
+# ---------------------------------------------------------------------- together
+
+
+def test_nightly_and_backfill_started_together_both_finish(api, tmp_path: Path) -> None:
+    """Two processes, one warehouse: the second waits for the writer lock, then runs."""
+    wh = tmp_path / "wh"
+    advance(api, new_entities=5, new_statements=0)
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen(
+            [COMMAND, "nightly"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ),
+        subprocess.Popen(
+            [COMMAND, "backfill", "--all", "--force"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "succeeded" in out
+    con = connect(wh)
+    try:
+        runs = con.sql("SELECT kind, status FROM runs ORDER BY started_at").fetchall()
+    finally:
+        con.close()
+    assert sorted(runs) == [("backfill", "succeeded"), ("nightly", "succeeded")]
+    assert rows(wh) == clean_load(api, tmp_path / "clean")
