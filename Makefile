@@ -41,6 +41,9 @@ test: $(VENV)/.dev
 bench: $(VENV)/.bench
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/nightly.py
+	$(BIN)/python bench/peer_dlt.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

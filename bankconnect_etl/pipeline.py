@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import secrets
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,6 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from bankconnect_etl import raw
 from bankconnect_etl.client import BankConnectClient, RunMetrics
@@ -29,6 +32,7 @@ from bankconnect_etl.transform_worker import Worker
 from bankconnect_etl.warehouse import Paths, Writer, connect, known_entities
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Loader = Callable[[Writer, Batch, str], object]  # writer.load(batch, message=...), or a wrapper
 
@@ -64,6 +68,56 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
+
+
+def prefetch(items: Iterator[T], size: int) -> Iterator[T]:
+    """``items``, iterated on a thread of its own up to ``size`` items ahead of the caller.
+
+    A sync's fetching must not pause while the caller validates and commits a batch: the
+    extractor's requests in flight would run out and its pool would idle. An error in
+    ``items`` is raised here; if the caller stops early, ``items`` is closed (which
+    cancels its requests) on its own thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, size))
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    break
+            else:
+                put((end, None))
+        except BaseException as exc:  # handed to the caller, raised there
+            put((end, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name="fetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def transform_chunk(run_id: str, chunk: list[dict] | str) -> Batch:
@@ -296,12 +350,14 @@ def run_sync(
             total = len(plan.entities)
             run.sync["seen"] = total
             done = 0
+            counting = threading.Lock()  # advanced by the fetch thread and the loader
 
             def advance(n: int) -> None:
                 nonlocal done
-                done += n
-                if progress is not None:
-                    progress(done, total)
+                with counting:
+                    done += n
+                    if progress is not None:
+                        progress(done, total)
 
             if progress is not None:
                 progress(0, total)
@@ -319,7 +375,9 @@ def run_sync(
 
             run.stats = load_records(
                 w,
-                batched(records(), settings.batch_size),
+                # fetching runs ahead (up to two batches) while batches are validated
+                # and committed
+                batched(prefetch(records(), 2 * settings.batch_size), settings.batch_size),
                 run_id=run.run_id,
                 archive=archive,
                 progress=advance,
