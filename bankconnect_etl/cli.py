@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bankconnect_etl import __version__
+from bankconnect_etl.cli_analytics import add_commands as add_analytics_commands
 from bankconnect_etl.cli_sync import add_commands as add_sync_commands
 from bankconnect_etl.cli_sync import configure_logging
 from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sync_commands(sub, _formatter)
     _add_sandbox(sub)
     add_warehouse_commands(sub, _formatter)
+    add_analytics_commands(sub, _formatter)
     return parser
 
 

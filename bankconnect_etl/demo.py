@@ -71,6 +71,17 @@ def run_demo(
         say("")
         say("sample query: money in and out per entity over its statements (top 5 by credits)")
         say(format_table(con.sql(SAMPLE_QUERY)))
+        sample = con.sql(
+            "SELECT entity_id FROM transactions GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+        ).fetchone()
+        if sample is not None:
+            from bankconnect_etl import report
+
+            out = report.write(
+                con, sample[0], settings.warehouse / "reports" / f"report-{sample[0]}.html"
+            )
+            say("")
+            say(f"credit report for entity {sample[0]}: {out}")
     finally:
         con.close()
     say("")

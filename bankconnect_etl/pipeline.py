@@ -384,6 +384,7 @@ def run_sync(
                 workers=settings.transform_workers,
                 load=load,
             )
+            _refresh_marts(w, run)
     except BankConnectETLError:
         if run is None or run.status == "succeeded":
             raise  # before the run started (lock, configuration) or after it was recorded
@@ -473,4 +474,15 @@ def rebuild_from_raw(
             progress=progress,
             workers=settings.transform_workers,
         )
+        _refresh_marts(w, run)
     return run
+
+
+def _refresh_marts(w: Writer, run: RunResult) -> None:
+    """The credit-analytics marts, rebuilt from the tables as this run left them, in one
+    transaction (readers see every mart from the same snapshot)."""
+    from bankconnect_etl import analytics
+
+    t0 = time.monotonic()
+    rows = analytics.refresh(w.con, message=f"{run.run_id} marts")
+    log.info("marts refreshed in %.1f s: %s", time.monotonic() - t0, rows)

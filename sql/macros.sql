@@ -1,0 +1,21 @@
+-- Helper macros for every model (functions, no rows): money means and medians exact to the paisa.
+-- DuckDB divides DECIMALs as DOUBLE; these divide in whole paise and round half away from
+-- zero, so a mean of money is DECIMAL(18,2) with no float in between.
+
+CREATE OR REPLACE TEMP MACRO money_div(total, n) AS
+    CASE
+        WHEN total IS NULL OR n IS NULL OR n = 0 THEN NULL
+        ELSE CAST(
+            CAST(
+                sign(CAST(total * 100 AS HUGEINT))
+                * ((abs(CAST(total * 100 AS HUGEINT)) * 2 + n) // (2 * n))
+                AS DECIMAL(38, 0)
+            ) * 0.01 AS DECIMAL(18, 2)
+        )
+    END;
+
+CREATE OR REPLACE TEMP MACRO money_mean(x) AS money_div(sum(x), count(x));
+
+-- The median: the mean of the lower and the upper middle values (equal when odd).
+CREATE OR REPLACE TEMP MACRO money_median(x) AS
+    money_div(quantile_disc(x, 0.5) - quantile_disc(-x, 0.5), 2);

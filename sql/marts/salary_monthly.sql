@@ -1,0 +1,54 @@
+-- Grain: one row per account and salary month (the month the salary is for, the API's month_year).
+-- The per-account columns (months with salary, gaps, credit-day spread, amount flags)
+-- repeat on each of the account's rows.
+
+WITH credits AS (
+    SELECT entity_id, account_id, salary_month, hash, txn_date, amount, clean_transaction_note
+    FROM salary_transactions
+),
+
+monthly AS (
+    SELECT
+        entity_id,
+        account_id,
+        salary_month,
+        sum(amount) AS salary_inr,
+        count(*) AS credit_count,
+        min(txn_date) AS first_credit_date,
+        first(clean_transaction_note ORDER BY amount DESC, txn_date, hash) AS employer
+    FROM credits
+    GROUP BY entity_id, account_id, salary_month
+),
+
+per_account AS (
+    SELECT
+        entity_id,
+        account_id,
+        count(*) AS months_with_salary,
+        CAST(datediff('month', min(salary_month), max(salary_month)) + 1 - count(*) AS BIGINT)
+            AS salary_gap_months,
+        max(dayofmonth(first_credit_date)) - min(dayofmonth(first_credit_date))
+            AS credit_day_spread_days,
+        count(*) >= 2 AND count(DISTINCT salary_inr) = 1 AS amount_unchanged,
+        bool_and(salary_inr % 1000 = 0) AS amount_multiple_of_1000
+    FROM monthly
+    GROUP BY entity_id, account_id
+)
+
+SELECT
+    m.entity_id,
+    m.account_id,
+    m.salary_month,
+    CAST(m.salary_inr AS DECIMAL(18, 2)) AS salary_inr,
+    m.credit_count,
+    m.first_credit_date,
+    dayofmonth(m.first_credit_date) AS credit_day,
+    m.employer,
+    a.months_with_salary,
+    a.salary_gap_months,
+    a.credit_day_spread_days,
+    a.amount_unchanged,
+    a.amount_multiple_of_1000
+FROM monthly AS m
+INNER JOIN per_account AS a USING (entity_id, account_id)
+ORDER BY m.entity_id, m.account_id, m.salary_month

@@ -1,0 +1,145 @@
+"""`bankconnect-etl refresh` and `bankconnect-etl report` as a user meets them, on a
+warehouse synced from the sandbox: entities with no statements, with a failed statement,
+and with a normal history; help with examples; one-line errors with a hint."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bankconnect_etl.config import Settings
+from bankconnect_etl.pipeline import run_sync
+from bankconnect_etl.sandbox import (
+    SANDBOX_API_KEY,
+    SANDBOX_SERVER_HASH,
+    SandboxConfig,
+    start_in_thread,
+)
+from bankconnect_etl.warehouse import connect
+
+pytestmark = pytest.mark.integration
+COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
+FAST = {"poll_initial_s": 0.02, "poll_max_s": 0.1, "backoff_base_s": 0.01, "backoff_cap_s": 0.1}
+EXTERNAL = re.compile(r"https?://|<script|<link|<img|@import|\bsrc=", re.IGNORECASE)
+
+
+def run(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    return subprocess.run(
+        [COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """25 sandbox entities (one of each edge case) synced, then the marts refreshed."""
+    root = tmp_path_factory.mktemp("report") / "wh"
+    with start_in_thread(SandboxConfig(entities=25, seed=2, processing_polls=0)) as sb:
+        settings = Settings.load(
+            _env_file=None,
+            base_url=sb.base_url,
+            api_key=SANDBOX_API_KEY,
+            server_hash=SANDBOX_SERVER_HASH,
+            warehouse=root,
+            **FAST,
+        )
+        assert run_sync(settings, kind="demo").status == "succeeded"
+    r = run("refresh", "--warehouse", str(root), cwd=root.parent)
+    assert r.returncode == 0, r.stderr
+    assert re.match(r"refreshed 9 marts in [\d.]+ s, snapshot \d+\n", r.stdout)
+    assert re.search(r"^  entity_credit_summary\s+25 rows$", r.stdout, re.MULTILINE)
+    yield root
+
+
+def entity(warehouse: Path, where: str) -> str:
+    con = connect(warehouse)
+    try:
+        rows = con.execute(
+            f"SELECT entity_id FROM entity_credit_summary WHERE {where} "  # noqa: S608
+            "ORDER BY balance_breaks + bounces_last_6_months DESC, entity_id LIMIT 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows, where
+    return rows[0][0]
+
+
+@pytest.mark.parametrize(
+    ("case", "where", "charts"),
+    [
+        ("normal", "statement_count > failed_statement_count AND months_covered >= 3", 2),
+        ("no statements", "statement_count = 0", 0),
+        ("failed statement", "statement_count = failed_statement_count AND statement_count > 0", 0),
+    ],
+)
+def test_report_writes_one_self_contained_file(
+    warehouse: Path, tmp_path: Path, case: str, where: str, charts: int
+) -> None:
+    entity_id = entity(warehouse, where)
+    r = run("report", entity_id[:13], "--warehouse", str(warehouse), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / f"report-{entity_id}.html"
+    assert r.stdout == f"report: {out}\n" and r.stderr == ""
+    doc = out.read_text(encoding="utf-8")
+    assert doc.count("<svg ") == charts, case
+    assert EXTERNAL.search(doc) is None
+    assert entity_id in doc and "<h2>Summary</h2>" in doc
+    if case == "failed statement":
+        assert ">failed<" in doc
+
+
+def test_report_out_and_as_of(warehouse: Path, tmp_path: Path) -> None:
+    entity_id = entity(warehouse, "statement_count > 0")
+    out = tmp_path / "nested" / "applicant.html"
+    now = datetime.now(UTC).isoformat()
+    args = ["report", entity_id, "--out", str(out), "--as-of", now]
+    r = run(*args, "--warehouse", str(warehouse), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert out.is_file() and r.stdout.strip() == f"report: {out}"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "hint"),
+    [
+        (["report", "no-such-entity"], "error: no entity 'no-such-entity'", "SELECT entity_id"),
+        (["report", "x", "--as-of", "0"], "no analytics marts at this snapshot", "refresh"),
+        (["report", "x", "--as-of", "yesterday"], "--as-of 'yesterday' is neither", "e.g."),
+    ],
+)
+def test_report_errors_are_one_line_with_a_hint(
+    warehouse: Path, tmp_path: Path, args: list[str], expected: str, hint: str
+) -> None:
+    r = run(*args, "--warehouse", str(warehouse), cwd=tmp_path)
+    assert r.returncode == 2
+    first, second, *rest = r.stderr.strip().splitlines()
+    assert expected in first and first.startswith("error: ")
+    assert second.startswith("hint: ") and hint in second
+    assert not rest and "Traceback" not in r.stderr
+
+
+def test_refresh_without_a_warehouse_is_a_user_error(tmp_path: Path) -> None:
+    r = run("refresh", "--warehouse", str(tmp_path / "none"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: no warehouse at ") and "hint: " in r.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def test_help_shows_examples(tmp_path: Path) -> None:
+    for command, options in (("report", ("--out", "--as-of", "--warehouse")), ("refresh", ())):
+        r = run(command, "--help", cwd=tmp_path)
+        assert r.returncode == 0
+        assert "examples:" in r.stdout and f"bankconnect-etl {command}" in r.stdout
+        assert all(o in r.stdout for o in options)

@@ -1,0 +1,116 @@
+"""docs/metrics.md and the SQL say the same thing: the same marts, columns, types, order
+and grain; the documented unique columns are unique; the day sets are the documented ones."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pytest
+from sqlbook import new_lake
+
+from bankconnect_etl import analytics
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+
+
+@dataclass
+class DocMart:
+    name: str
+    grain: str = ""
+    unique: list[str] = field(default_factory=list)
+    columns: list[tuple[str, str]] = field(default_factory=list)
+
+
+def documented() -> dict[str, DocMart]:
+    """Every ``## `mart` `` section: its grain line, unique columns and column table."""
+    marts: dict[str, DocMart] = {}
+    current: DocMart | None = None
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        if heading := re.fullmatch(r"## `(\w+)`", line):
+            current = marts.setdefault(heading.group(1), DocMart(heading.group(1)))
+        elif line.startswith("## "):
+            current = None
+        elif current is None:
+            continue
+        elif line.startswith("Grain: "):
+            current.grain = line.removeprefix("Grain: ")
+        elif line.startswith("*unique: "):
+            current.unique = re.findall(r"`(\w+)`", line)
+        elif row := re.match(r"\| `(\w+)` \| ([A-Z0-9(),\[\] ]+?) \|", line):
+            current.columns.append((row.group(1), row.group(2)))
+    return marts
+
+
+def described(con: duckdb.DuckDBPyConnection, mart: str) -> list[tuple[str, str]]:
+    return [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {mart}").fetchall()]
+
+
+@pytest.fixture(scope="module")
+def refreshed() -> duckdb.DuckDBPyConnection:
+    con = new_lake()
+    analytics.refresh(con)
+    return con
+
+
+def test_every_mart_is_documented_and_every_documented_mart_exists() -> None:
+    assert set(documented()) == set(analytics.marts())
+
+
+@pytest.mark.parametrize("mart", analytics.marts())
+def test_columns_types_and_order_match_the_doc(
+    refreshed: duckdb.DuckDBPyConnection, mart: str
+) -> None:
+    doc = documented()[mart]
+    assert doc.columns, f"no column table for {mart} in {DOC}"
+    assert described(refreshed, mart) == doc.columns
+
+
+@pytest.mark.parametrize("mart", analytics.marts())
+def test_grain_sentence_is_the_one_opening_the_sql(mart: str) -> None:
+    model = next(m for m in analytics.models() if m.name == mart)
+    assert documented()[mart].grain == model.grain
+    assert model.grain.startswith("one row per ")
+    assert documented()[mart].unique, f"{mart}: no *unique:* line"
+
+
+def test_every_model_file_opens_with_its_grain() -> None:
+    for path in sorted(analytics.sql_dir().glob("*/*.sql")):
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert re.fullmatch(r"-- Grain: one row per .+\.", first), path
+
+
+def test_day_sets_are_the_documented_defaults(refreshed: duckdb.DuckDBPyConnection) -> None:
+    got = {
+        name: sorted(days)
+        for name, days in refreshed.execute(
+            "SELECT day_set, list(day_of_month) FROM ("  # noqa: S608
+            + (analytics.sql_dir() / "staging" / "abb_day_sets.sql").read_text()
+            + ") GROUP BY day_set"
+        ).fetchall()
+    }
+    assert got == {
+        "5_15_25_last": [5, 15, 25, 31],
+        "1_5_10_15_20_25_last": [1, 5, 10, 15, 20, 25, 31],
+    }
+    text = DOC.read_text(encoding="utf-8")
+    for name in got:
+        assert f"`abb_{name}_inr`" in text and f"`{name}`" in text
+
+
+def duplicate_keys(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    """Per mart: values of its documented unique columns held by more than one row."""
+    found = {}
+    for mart, doc in documented().items():
+        key = ", ".join(doc.unique)
+        dupes = con.execute(
+            f"SELECT {key}, count(*) FROM {mart} GROUP BY ALL HAVING count(*) > 1 LIMIT 3"  # noqa: S608
+        ).fetchall()
+        nulls = con.execute(
+            f"SELECT count(*) FROM {mart} WHERE {' OR '.join(f'{c} IS NULL' for c in doc.unique)}"  # noqa: S608
+        ).fetchone()
+        if dupes or (nulls and nulls[0]):
+            found[mart] = dupes or [("null key", nulls)]
+    return found

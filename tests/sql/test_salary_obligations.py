@@ -1,0 +1,168 @@
+"""Salary months and obligations (EMIs, disbursals, income, FOIR) on hand-computed fixtures."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+from sqlbook import Book, cr, dr
+
+
+def test_salary_months_gaps_spread_and_fraud_flags(book: Book) -> None:
+    book.entity("e1")
+    book.account("e1", "a1")
+    rows = book.txns(
+        "e1",
+        "a1",
+        "0",
+        [
+            cr("2024-01-31", "50000.00", channel="salary"),  # for January, on the 31st
+            cr("2024-03-01", "50000.00", channel="salary"),  # for February, on the 1st
+            cr("2024-05-02", "50000.00", channel="salary"),  # for April: March is missing
+        ],
+    )
+    for row, month in zip(rows, ("2024-01", "2024-02", "2024-04"), strict=True):
+        book.salary(row, month, "Acme Softlabs Pvt Ltd")
+    book.refresh()
+    got = book.rows_of("FROM salary_monthly ORDER BY salary_month")
+    assert [r["salary_month"] for r in got] == [
+        date(2024, 1, 1),
+        date(2024, 2, 1),
+        date(2024, 4, 1),
+    ]
+    assert [r["credit_day"] for r in got] == [31, 1, 2]
+    assert {r["employer"] for r in got} == {"Acme Softlabs Pvt Ltd"}
+    first = got[0]
+    assert (first["salary_inr"], first["credit_count"]) == (D("50000.00"), 1)
+    assert first["first_credit_date"] == date(2024, 1, 31)
+    assert first["months_with_salary"] == 3
+    assert first["salary_gap_months"] == 1
+    assert first["credit_day_spread_days"] == 30
+    assert first["amount_unchanged"] is True
+    assert first["amount_multiple_of_1000"] is True
+    summary = book.one("FROM entity_credit_summary")
+    assert (summary["salary_months"], summary["salary_stability"]) == (3, "irregular")
+
+
+def test_salary_month_with_two_credits_and_a_changing_amount(book: Book) -> None:
+    book.entity("e1")
+    book.account("e1", "a1")
+    rows = book.txns(
+        "e1",
+        "a1",
+        "0",
+        [
+            cr("2024-06-28", "40000.00", channel="salary"),
+            cr("2024-06-30", "5000.00", channel="salary"),
+            cr("2024-07-29", "45500.00", channel="salary"),
+            cr("2024-08-30", "45500.00", channel="salary"),
+        ],
+    )
+    book.salary(rows[0], "2024-06", "Acme Ltd")
+    book.salary(rows[1], "2024-06", "Acme Bonus")
+    book.salary(rows[2], "2024-07", "Acme Ltd")
+    book.salary(rows[3], "2024-08", "Acme Ltd")
+    book.refresh()
+    june = book.one("FROM salary_monthly WHERE salary_month = DATE '2024-06-01'")
+    assert (june["salary_inr"], june["credit_count"]) == (D("45000.00"), 2)
+    assert (june["first_credit_date"], june["credit_day"]) == (date(2024, 6, 28), 28)
+    assert june["employer"] == "Acme Ltd"  # the larger credit's
+    assert june["salary_gap_months"] == 0 and june["credit_day_spread_days"] == 2
+    assert june["amount_unchanged"] is False
+    assert june["amount_multiple_of_1000"] is False  # 45,500
+    summary = book.one("FROM entity_credit_summary")
+    assert (summary["salary_months"], summary["salary_stability"]) == (3, "stable")
+
+
+def obligations_fixture(book: Book) -> None:
+    """A salaried account whose EMI three sources name, and a self-employed one whose
+    income is its credits less everything that is not income."""
+    book.entity("e1")
+    book.account("e1", "sal")
+    book.account("e1", "biz")
+    sal = book.txns(
+        "e1",
+        "sal",
+        "100000.00",
+        [
+            cr("2024-02-01", "60000.00", channel="salary"),
+            dr(
+                "2024-02-05",
+                "10000.00",
+                channel="auto_debit_payment",
+                description="lender_transaction",
+            ),
+            dr("2024-02-07", "5000.00", channel="auto_debit_payment"),  # NACH set only
+            dr("2024-02-10", "3000.00"),  # rent, a recurring UPI set: no EMI
+            cr(
+                "2024-02-12",
+                "200000.00",
+                channel="net_banking_transfer",
+                description="lender_transaction",
+            ),
+            cr("2024-02-15", "1000.00", channel="refund"),
+            dr(
+                "2024-03-05",
+                "10000.00",
+                channel="auto_debit_payment",
+                description="lender_transaction",
+            ),
+        ],
+    )
+    book.salary(sal[0], "2024-01", "Acme")  # for January, paid on 1 February
+    book.lender(sal[1])
+    book.lender(sal[4])
+    book.recurring("emi-set", "auto_debit_payment", [sal[1], sal[6]])
+    book.recurring("nach-set", "auto_debit_payment", [sal[2]])
+    book.recurring("rent-set", "upi", [sal[3]])
+    biz = book.txns(
+        "e1",
+        "biz",
+        "0",
+        [
+            cr("2024-02-01", "50000.00", channel="net_banking_transfer"),  # income
+            cr("2024-02-02", "20000.00", channel="self_transfer"),
+            cr("2024-02-03", "10000.00", description="self_transfer"),
+            cr("2024-02-04", "5000.00", channel="refund"),
+            cr("2024-02-05", "700.00", description="neft_return"),
+            cr("2024-02-06", "3000.00", channel="auto_debit_payment_bounce"),
+            cr("2024-02-07", "2000.00", channel="outward_cheque_bounce"),
+            cr("2024-02-08", "1500.00", channel="international_transaction_arbitrage"),
+            cr("2024-02-09", "100000.00", channel="net_banking_transfer"),  # lender endpoint only
+            cr("2024-02-10", "8000.00", channel="cash_deposit"),  # income
+            dr("2024-02-11", "12000.00", channel="auto_debit_payment"),  # lender endpoint only
+            dr("2024-03-11", "100.00"),
+        ],
+    )
+    book.lender(biz[8])
+    book.lender(biz[10])
+    book.refresh()
+
+
+def test_emis_are_counted_once_whichever_sources_name_them(book: Book) -> None:
+    obligations_fixture(book)
+    feb = book.one("FROM obligations_monthly WHERE account_id = 'sal' AND month = '2024-02-01'")
+    assert (feb["emi_inr"], feb["emi_count"]) == (D("15000.00"), 2)
+    assert (feb["loan_disbursal_inr"], feb["loan_disbursal_count"]) == (D("200000.00"), 1)
+    assert feb["income_basis"] == "salary"
+    assert feb["salary_income_inr"] == D("60000.00")  # by credit date, not salary month
+    assert feb["income_inr"] == D("60000.00")
+    assert feb["foir"] == pytest.approx(0.25)
+    mar = book.one("FROM obligations_monthly WHERE account_id = 'sal' AND month = '2024-03-01'")
+    assert (mar["emi_inr"], mar["income_inr"], mar["foir"]) == (D("10000.00"), D("0.00"), None)
+
+
+def test_income_without_salary_excludes_what_is_not_income(book: Book) -> None:
+    obligations_fixture(book)
+    feb = book.one("FROM obligations_monthly WHERE account_id = 'biz' AND month = '2024-02-01'")
+    assert feb["income_basis"] == "credits"
+    assert feb["credit_income_inr"] == D("58000.00")  # 50,000 + 8,000 cash
+    assert feb["income_inr"] == D("58000.00")
+    assert feb["salary_income_inr"] == D("0.00")
+    assert (feb["emi_inr"], feb["emi_count"]) == (D("12000.00"), 1)
+    assert (feb["loan_disbursal_inr"], feb["loan_disbursal_count"]) == (D("100000.00"), 1)
+    assert feb["foir"] == pytest.approx(12000 / 58000)
+    mar = book.one("FROM obligations_monthly WHERE account_id = 'biz' AND month = '2024-03-01'")
+    assert (mar["income_inr"], mar["emi_inr"], mar["foir"]) == (D("0.00"), D("0.00"), None)
+    assert book.one("FROM entity_credit_summary")["income_basis"] == "mixed"

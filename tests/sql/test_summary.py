@@ -1,0 +1,87 @@
+"""entity_credit_summary: windows of complete months, entity-months over accounts, entities
+without data."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+from sqlbook import Book, cr, dr
+
+
+def seven_months(book: Book) -> None:
+    """Account a1: an end-of-day balance of k x 1,000 all through month k of 2024 (January
+    to July complete), from a 1,300 credit and a 300 EMI on each 1st. Account a2: a few
+    days of March only, which makes March incomplete for the entity."""
+    book.entity("e1", link_id="APP1")
+    book.account("e1", "a1")
+    book.account("e1", "a2")
+    rows = [dr("2023-12-31", "1.00")]  # opening 1.00: 0 from the last day of 2023
+    for month in range(1, 9):
+        rows += [
+            cr(f"2024-{month:02d}-01", "1300.00"),
+            dr(
+                f"2024-{month:02d}-01",
+                "300.00",
+                channel="auto_debit_payment",
+                description="lender_transaction",
+            ),
+        ]
+    book.txns("e1", "a1", "1.00", rows)
+    book.txns(
+        "e1",
+        "a2",
+        "0",
+        [cr("2024-03-10", "2600.00", channel="cash_deposit"), dr("2024-03-20", "100.00")],
+    )
+    book.refresh()
+
+
+def test_windows_use_the_latest_complete_entity_months(book: Book) -> None:
+    seven_months(book)
+    s = book.one("FROM entity_credit_summary")
+    assert (s["entity_id"], s["link_id"], s["sync_status"]) == ("e1", "APP1", "complete")
+    assert (s["account_count"], s["statement_count"], s["failed_statement_count"]) == (2, 0, 0)
+    assert (s["first_txn_date"], s["last_txn_date"]) == (date(2023, 12, 31), date(2024, 8, 1))
+    assert s["months_covered"] == 9  # December 2023 to August 2024
+    assert s["complete_months"] == 6  # January to July, less March
+    # last 3 complete: May, June, July; last 6: January, February, April to July
+    assert s["abb_last_3_complete_months_inr"] == D("6000.00")
+    assert s["abb_last_6_complete_months_inr"] == D("4166.67")  # 25,000 / 6
+    assert s["avg_monthly_income_inr"] == D("1300.00")
+    assert s["avg_monthly_obligations_inr"] == D("300.00")
+    assert s["foir"] == pytest.approx(300 / 1300)
+    assert s["income_basis"] == "credits"
+    assert s["cash_deposit_share"] == pytest.approx(2600 / (8 * 1300 + 2600))
+    assert (s["salary_months"], s["salary_stability"]) == (0, "none")
+    assert (s["bounces_last_3_months"], s["bounces_last_6_months"]) == (0, 0)
+    assert (s["negative_eod_days"], s["od_utilisation"]) == (0, None)
+    assert (s["api_fraud_flags"], s["api_fraud_types"], s["balance_breaks"]) == (0, [], 0)
+
+
+def test_negative_days_count_on_accounts_without_an_overdraft_limit(book: Book) -> None:
+    book.entity("e1")
+    book.account("e1", "a1")
+    book.txns("e1", "a1", "100.00", [dr("2024-01-01", "150.00"), cr("2024-01-03", "100.00")])
+    book.refresh()
+    assert book.one("FROM account_monthly")["negative_eod_days"] == 2  # 1st and 2nd
+    assert book.one("FROM entity_credit_summary")["negative_eod_days"] == 2
+
+
+def test_every_entity_has_a_row_even_without_statements_or_transactions(book: Book) -> None:
+    book.entity("empty", sync_status="empty")
+    book.entity("failed")
+    book.statement("failed", "s1", None, status="failed", message="Unable to extract")
+    book.refresh()
+    rows = {r["entity_id"]: r for r in book.rows_of("FROM entity_credit_summary")}
+    assert set(rows) == {"empty", "failed"}
+    assert rows["empty"]["sync_status"] == "empty"
+    assert rows["failed"]["failed_statement_count"] == 1
+    for r in rows.values():
+        assert r["account_count"] == 0 and r["months_covered"] == 0
+        assert r["complete_months"] == 0 and r["first_txn_date"] is None
+        assert r["avg_monthly_income_inr"] is None and r["foir"] is None
+        assert r["abb_last_3_complete_months_inr"] is None
+        assert r["salary_stability"] == "none" and r["income_basis"] is None
+        assert r["bounces_last_6_months"] == 0 and r["api_fraud_types"] == []
