@@ -16,11 +16,11 @@ snapshot of the base tables, never a mix. Metric definitions: ``docs/metrics.md`
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -62,14 +62,14 @@ def sql_dir() -> Path:
     """The ``sql/`` folder: shipped as package data (``bankconnect_etl.sql``) when the
     project is installed that way, else the one beside the package in a source checkout."""
     try:
-        packaged = Path(str(resources.files("bankconnect_etl.sql")))
-    except ModuleNotFoundError:
-        packaged = None
-    if packaged is not None and (packaged / "marts").is_dir():
-        return packaged
-    here = Path(__file__).resolve().parent.parent / "sql"
-    if (here / "marts").is_dir():
-        return here
+        spec = importlib.util.find_spec("bankconnect_etl.sql")
+    except ImportError:
+        spec = None
+    places = list(spec.submodule_search_locations or []) if spec else []
+    places.append(str(Path(__file__).resolve().parent.parent / "sql"))
+    for place in places:
+        if (Path(place) / "marts").is_dir():
+            return Path(place)
     raise WarehouseError(
         "the analytics SQL (sql/marts/) was not found beside the bankconnect_etl package",
         hint="reinstall the project (`make install`); sql/ ships with it",

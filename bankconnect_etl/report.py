@@ -189,17 +189,15 @@ def load(con: duckdb.DuckDBPyConnection, entity_id: str) -> Data:
             con,
             """
             SELECT a.account_id, a.bank, a.account_number, i.name, i.od_limit AS od_limit_inr,
-                   a.months_covered, a.first_month, a.last_month,
-                   m.complete_months, m.abb_inr
+                   a.months_covered, m.complete_months
             FROM accounts a
-            LEFT JOIN (SELECT entity_id, account_id, any_value(name) AS name,
-                              max(od_limit) AS od_limit
-                       FROM identities GROUP BY ALL) i USING (entity_id, account_id)
-            LEFT JOIN (SELECT entity_id, account_id,
-                              count(*) FILTER (WHERE is_complete_month) AS complete_months,
-                              arg_max(abb_daily_inr, month) AS abb_inr
-                       FROM account_monthly GROUP BY ALL) m USING (entity_id, account_id)
-            WHERE a.entity_id = ? ORDER BY a.account_id
+            LEFT JOIN (SELECT account_id, min(name) AS name, max(od_limit) AS od_limit
+                       FROM identities WHERE entity_id = $1 GROUP BY ALL) i USING (account_id)
+            LEFT JOIN (SELECT account_id,
+                              count(*) FILTER (WHERE is_complete_month) AS complete_months
+                       FROM account_monthly WHERE entity_id = $1 GROUP BY ALL) m
+                USING (account_id)
+            WHERE a.entity_id = $1 ORDER BY a.account_id
             """,
             e,
         ),
