@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal as D
 
+from metricsdoc import duplicate_keys
 from sqlbook import Book, cr, dr
 
 
@@ -94,6 +95,7 @@ def test_a_bounce_shown_as_reversal_and_charge_is_one_event(book: Book) -> None:
     assert len({e["event_id"] for e in ids}) == 9
     assert all(e["return_hash"] or e["charge_hash"] for e in ids)
     assert all(e["month"].day == 1 for e in ids)
+    assert duplicate_keys(book.con) == {}  # every mart's documented grain holds
 
 
 def test_bounce_windows_end_with_the_last_transaction_month(book: Book) -> None:
@@ -178,3 +180,4 @@ def test_statement_counts_beside_the_api_verdicts(book: Book) -> None:
     assert summary["api_fraud_types"] == ["inconsistent_transaction"]
     assert (summary["fraudulent_statement_count"], summary["failed_statement_count"]) == (1, 1)
     assert summary["statement_count"] == 4
+    assert duplicate_keys(book.con) == {}

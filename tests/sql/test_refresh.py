@@ -9,9 +9,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from metricsdoc import duplicate_keys
 from sandboxlake import load, sandbox_records
 from sqlbook import Book, cr, dr
-from test_metrics_doc import duplicate_keys
 
 from bankconnect_etl import analytics
 from bankconnect_etl.errors import WarehouseError
