@@ -43,49 +43,9 @@ WORKERS = int(os.environ.get("BENCH_TRANSFORM_WORKERS", "1"))
 
 def make_records(n: int, seed: int = 5) -> list[dict]:
     """``n`` entity records exactly as a sync would archive them (no HTTP)."""
-    from datetime import UTC, datetime
+    from bankconnect_etl.sandbox.records import offline_records
 
-    from bankconnect_etl.extract import ANALYSIS_ENDPOINTS, sanitize_pdfs
-    from bankconnect_etl.sandbox.world import SandboxConfig, World, payload
-
-    world = World(SandboxConfig(seed=seed, entities=n, processing_polls=0))
-    fetched = datetime(2026, 11, 20, 2, 0, tzinfo=UTC).isoformat()
-    out = []
-    for pos in range(n):
-        responses: dict = {}
-        for endpoint in ANALYSIS_ENDPOINTS:
-            data, statuses = world.observe(pos, endpoint)
-            body = payload(endpoint, data, statuses)
-            body["entity_id"] = world.ids[pos]
-            responses[endpoint] = orjson.loads(orjson.dumps(body))
-        pdfs = {
-            "statements": [
-                {
-                    "statement_id": s.statement_id,
-                    "bank_name": s.bank,
-                    "pdf_password": s.pdf_password,
-                    "pdf_url": f"https://files.example/{s.statement_id}.pdf?sig=x",
-                    "account_id": s.account_id,
-                }
-                for s in data.statements
-            ]
-        }
-        responses["get_pdfs"] = sanitize_pdfs(pdfs)
-        summary = world.summary(pos)
-        responses["entity"] = summary
-        status = "complete" if data.statements else "empty"
-        out.append(
-            {
-                "entity_id": world.ids[pos],
-                "summary": summary,
-                "fetched_at": fetched,
-                "status": status,
-                "error": None,
-                "pending_endpoints": [],
-                "responses": responses,
-            }
-        )
-    return out
+    return offline_records(n, seed)
 
 
 def write_parts(records: list[dict], n: int, folder: Path) -> int:

@@ -19,9 +19,9 @@ from prefect.cache_policies import NONE
 
 from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import BankConnectETLError
-from bankconnect_etl.pipeline import Plan, RunResult, dry_run, run_sync
+from bankconnect_etl.pipeline import Plan, dry_run, run_sync
 from bankconnect_etl.progress import LogProgress
-from bankconnect_etl.render import plan_markdown, summary_markdown
+from bankconnect_etl.render import plan_markdown, summary_lines, summary_markdown
 from bankconnect_etl.transform import Batch
 from bankconnect_etl.upstream import upstream
 from bankconnect_etl.warehouse import Writer
@@ -83,19 +83,11 @@ def sync(
         key=f"bankconnect-{kind}",
         description=f"bankconnect-etl {kind} run {run.run_id}",
     )
-    logger.info("run %s %s: %s", run.run_id, run.status, summary_line(run))
+    for line in summary_lines(run):
+        logger.info("%s", line)
     if run.status != "succeeded":
         raise RunFailed(f"run {run.run_id} failed: {run.error}")
     return {"run_id": run.run_id, "snapshot": run.snapshot} | run.counts()
-
-
-def summary_line(run: RunResult) -> str:
-    sync, outcome = run.sync, run.stats.entities
-    return (
-        f"{sync['seen']} seen, {sync['unchanged']} unchanged, "
-        f"{outcome['complete'] + outcome['empty']} loaded, {outcome['pending']} pending, "
-        f"{outcome['failed']} failed, {run.requests} requests"
-    )
 
 
 def _dry_artifact(kind: str, plan: Plan) -> dict:

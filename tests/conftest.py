@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -92,3 +96,22 @@ def shared_sandbox() -> Iterator[Api]:
     """One read-only world of 60 entities for tests that only look (processing off)."""
     with start_in_thread(SandboxConfig(entities=60, seed=1, processing_polls=0)) as sb:
         yield Api(sb)
+
+
+COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``bankconnect-etl ARGS`` in a subprocess, without this machine's BANKCONNECT_* env."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    return subprocess.run(
+        [COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+        env=env,
+    )

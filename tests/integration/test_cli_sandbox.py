@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.conftest import COMMAND, run_cli
+
 pytestmark = pytest.mark.integration
-COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
-
-
-def run(
-    *args: str, timeout: float = 60, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
-    return subprocess.run(
-        [COMMAND, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=cwd,
-        env=env,
-    )
+run = run_cli
 
 
 def test_help_names_every_option_with_examples() -> None:

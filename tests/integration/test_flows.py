@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,11 +36,11 @@ from bankconnect_etl.sandbox import (
     start_in_thread,
 )
 from bankconnect_etl.warehouse import connect
+from tests.conftest import COMMAND
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
 PER_ENTITY = 8  # entity, accounts, identity, transactions, salary, recurring, lender, get_pdfs
 # Columns that say when or by which run a row was written, not what the API said; and
 # pdf_url, which the API blanks 30 days after upload (the sandbox's advance moves 30 days):

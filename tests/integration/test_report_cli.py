@@ -4,10 +4,8 @@ and with a normal history; help with examples; one-line errors with a hint."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,24 +21,15 @@ from bankconnect_etl.sandbox import (
     start_in_thread,
 )
 from bankconnect_etl.warehouse import connect
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
-COMMAND = str(Path(sys.executable).with_name("bankconnect-etl"))
 FAST = {"poll_initial_s": 0.02, "poll_max_s": 0.1, "backoff_base_s": 0.01, "backoff_cap_s": 0.1}
 EXTERNAL = re.compile(r"https?://|<script|<link|<img|@import|\bsrc=", re.IGNORECASE)
 
 
 def run(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
-    return subprocess.run(
-        [COMMAND, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=cwd,
-        env=env,
-    )
+    return run_cli(*args, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
