@@ -11,7 +11,6 @@ Retention: day folders older than ``raw_retention_days`` are deleted when a run 
 
 from __future__ import annotations
 
-import gzip
 import re
 import shutil
 from collections.abc import Iterable, Iterator
@@ -19,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from isal import igzip
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
@@ -37,7 +37,9 @@ class RawWriter:
         self.parts += 1
         path = self.folder / f"part-{self.parts:05d}.jsonl.gz"
         tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wb", compresslevel=5) as f:
+        # ISA-L's level 1: gzip like any other (DuckDB's read_json, zcat), written ten times
+        # faster than zlib's level 5 for 4% more bytes (measured on sandbox responses)
+        with igzip.open(tmp, "wb", compresslevel=1) as f:
             for record in records:
                 f.write(orjson.dumps(record))
                 f.write(b"\n")
@@ -65,11 +67,19 @@ def parts(run: Path) -> list[Path]:
     return sorted(Path(run).glob("part-*.jsonl.gz"))
 
 
+def part_groups(folders: Iterable[Path], size: int) -> Iterator[tuple[str, ...]]:
+    """The runs' part files in order, ``size`` at a time; a group never spans two runs (an
+    entity appears once in a run, so once in a group)."""
+    for folder in folders:
+        found = [str(p) for p in parts(folder)]
+        for start in range(0, len(found), size):
+            yield tuple(found[start : start + size])
+
+
 def read_part(path: Path) -> Iterator[dict]:
-    with gzip.open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                yield orjson.loads(line)
+    for line in igzip.decompress(Path(path).read_bytes()).splitlines():
+        if line.strip():
+            yield orjson.loads(line)
 
 
 def prune(root: Path, keep_days: int, today: date | None = None) -> list[Path]:

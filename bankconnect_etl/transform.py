@@ -519,15 +519,19 @@ class BatchTransform:
         if not group.records:
             return []
         reasons: dict[int, list[tuple[str, str]]] = defaultdict(list)
-        objs = []
-        for i, r in enumerate(group.records):
-            if isinstance(r, dict):
-                objs.append(i)
-            else:
-                reasons[i].append(("object", f"record: not a JSON object ({_short(r)})"))
-        if objs:
+        if all(type(r) is dict for r in group.records):  # the common case, without a copy
+            objs: list[int] | range = range(len(group.records))
+            records = group.records
+        else:
+            objs = []
+            for i, r in enumerate(group.records):
+                if isinstance(r, dict):
+                    objs.append(i)
+                else:
+                    reasons[i].append(("object", f"record: not a JSON object ({_short(r)})"))
             records = [group.records[i] for i in objs]
-            index = pd.Index(objs)
+        if objs:
+            index = pd.RangeIndex(len(objs)) if isinstance(objs, range) else pd.Index(objs)
             frame = pd.DataFrame(
                 {col: frame_column([r.get(col) for r in records], index) for col in schema.columns}
             )
@@ -541,12 +545,16 @@ class BatchTransform:
                     if idx is None or pd.isna(idx):
                         raise ShapeError(f"{table}: {col}: {check}") from exc
                     reasons[int(idx)].append(_reason(schema, col, check, value))
-        good = []
-        for i, (rec, ctx) in enumerate(zip(group.records, group.ctx, strict=True)):
-            if i not in reasons:
-                good.append((rec, ctx))
-                continue
-            self._quarantine(table, ctx.get("entity_id"), rec, reasons[i])
+        pairs = zip(group.records, group.ctx, strict=True)
+        if not reasons:
+            good = list(pairs)
+        else:
+            good = []
+            for i, (rec, ctx) in enumerate(pairs):
+                if i not in reasons:
+                    good.append((rec, ctx))
+                    continue
+                self._quarantine(table, ctx.get("entity_id"), rec, reasons[i])
         if objs and kind in TXN_KINDS:
             bad = np.fromiter(reasons, dtype=np.int64, count=len(reasons))
             self.wire[kind] = _wire_table(frame, ~np.isin(np.asarray(objs), bad))
@@ -760,7 +768,9 @@ def _wire_table(frame: pd.DataFrame, keep: np.ndarray) -> pyarrow_.Table:
     for f in _TXN_WIRE:
         s = frame[f.name]
         if isinstance(s.dtype, pd.ArrowDtype):
-            arr = pyarrow_.array(s.array).filter(pyarrow_.array(keep))
+            arr = pyarrow_.array(s.array)
+            if not keep.all():
+                arr = arr.filter(pyarrow_.array(keep))
             arrays.append(arr if arr.type == f.type else arr.cast(f.type))
         else:
             values = s.to_numpy(dtype=object)[keep]

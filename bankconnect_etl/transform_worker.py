@@ -71,14 +71,15 @@ class Worker:
 
 
 def main() -> None:
-    from bankconnect_etl.pipeline import transform_chunk
+    from bankconnect_etl.pipeline import cycle_collector_paused, transform_chunk
 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the protocol
     inp = sys.stdin.buffer
     while True:
         try:
-            run_id, chunk = _read(inp)
+            with cycle_collector_paused():  # unpickling a chunk builds its records
+                run_id, chunk = _read(inp)
         except EOFError:
             return
         try:

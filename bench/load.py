@@ -69,10 +69,16 @@ def write_parts(records: list[dict], n: int, folder: Path) -> int:
 
 def child_load(parts_dir: str, warehouse: str, limit: int, upsert_part: int) -> None:
     """In a subprocess: load the first ``limit`` parts, optionally re-load one; print JSON."""
-    from bankconnect_etl.pipeline import load_records
+    from bankconnect_etl import raw
+    from bankconnect_etl.pipeline import REBUILD_PARTS_PER_BATCH, load_records
     from bankconnect_etl.warehouse import Writer
 
-    parts = sorted(Path(parts_dir).glob("part-*.jsonl.gz"))[:limit]
+    parts = raw.parts(Path(parts_dir))[:limit]
+    # grouped as a rebuild groups a run's parts: one transaction per group
+    groups = [
+        tuple(map(str, parts[i : i + REBUILD_PARTS_PER_BATCH]))
+        for i in range(0, len(parts), REBUILD_PARTS_PER_BATCH)
+    ]
     result: dict = {}
     # Sampled, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report
     # the peak of the benchmark process that forked it.
@@ -87,7 +93,7 @@ def child_load(parts_dir: str, warehouse: str, limit: int, upsert_part: int) -> 
     threading.Thread(target=sample, daemon=True).start()
     with Writer(warehouse, run_id="bench") as w:
         t0 = time.perf_counter()
-        load_records(w, [str(p) for p in parts], run_id="bench", workers=WORKERS)
+        load_records(w, groups, run_id="bench", workers=WORKERS)
         result["seconds"] = time.perf_counter() - t0
         if upsert_part:
             t0 = time.perf_counter()

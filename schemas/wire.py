@@ -122,7 +122,17 @@ def money(s: pd.Series) -> pd.Series:
 
 
 def parse_api_dates(arr: pyarrow.Array) -> pyarrow.Array:
-    """API date strings → date32; null where not a real date in the documented format."""
+    """API date strings → date32; null where not a real date in the documented format.
+
+    A statement repeats each date many times: the distinct values are parsed, then spread.
+    """
+    if len(arr) > 64:
+        encoded = pc.dictionary_encode(arr)
+        return pc.take(_parse_api_dates(encoded.dictionary), encoded.indices)
+    return _parse_api_dates(arr)
+
+
+def _parse_api_dates(arr: pyarrow.Array) -> pyarrow.Array:
     shape = pc.match_substring_regex(arr, _API_DATE_ARROW)
     day = pc.utf8_slice_codeunits(arr, 0, 10)
     parsed = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)

@@ -41,7 +41,7 @@ import pytest
 import requests
 from bankconnect_etl.schemas.tables import ENTITY_TABLES, TABLES
 
-from bankconnect_etl import raw
+from bankconnect_etl import pipeline, raw
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import WarehouseBusyError
@@ -539,7 +539,7 @@ def test_time_travel_by_snapshot_and_timestamp_in_python_and_the_cli(tmp_path: P
 # ---------------------------------------------------------------------- 7. raw zone
 
 
-def test_the_raw_zone_rebuilds_the_same_tables(synced, tmp_path: Path) -> None:
+def test_the_raw_zone_rebuilds_the_same_tables(synced, tmp_path: Path, monkeypatch) -> None:
     wh: Path = synced["warehouse"]
     run = synced["run"]
     day = datetime.strptime(run.run_id.split("-")[1][:8], "%Y%m%d").date().isoformat()
@@ -553,7 +553,10 @@ def test_the_raw_zone_rebuilds_the_same_tables(synced, tmp_path: Path) -> None:
 
     fresh = tmp_path / "rebuilt"
     shutil.copytree(wh / "raw", fresh / "raw")
-    result = rebuild_from_raw(settings(warehouse=fresh, transform_workers=0))
+    # parts joined into batches (of 2 here: 3 parts), the second validated in a worker
+    monkeypatch.setattr(pipeline, "REBUILD_PARTS_PER_BATCH", 2)
+    assert len(parts) == 3
+    result = rebuild_from_raw(settings(warehouse=fresh, transform_workers=1))
     assert result.status == "succeeded", result.error
     assert_same_tables(table_rows(fresh), table_rows(wh))
     assert not duplicate_keys(fresh)
@@ -569,6 +572,19 @@ def test_rebuilding_a_warehouse_in_place_changes_nothing(synced, tmp_path: Path)
     assert rebuild_from_raw(settings(warehouse=wh, transform_workers=0)).status == "succeeded"
     assert not duplicate_keys(wh)
     assert_same_tables(table_rows(wh), before)
+
+
+def test_a_rebuild_batch_joins_parts_of_one_run_only(tmp_path: Path) -> None:
+    root = tmp_path / "raw"
+    for run, n in (("run-a", 7), ("run-b", 3)):
+        writer = raw.RawWriter(root, run, datetime(2026, 3, 1, tzinfo=UTC))
+        for i in range(n):
+            writer.write([{"entity_id": f"{run}-{i}"}])
+    groups = list(raw.part_groups(raw.runs(root), 5))
+    assert [len(g) for g in groups] == [5, 2, 3]
+    assert [{Path(p).parent.name for p in g} for g in groups] == [{"run-a"}, {"run-a"}, {"run-b"}]
+    replayed = [r["entity_id"] for g in groups for p in g for r in raw.read_part(Path(p))]
+    assert replayed == [f"run-a-{i}" for i in range(7)] + [f"run-b-{i}" for i in range(3)]
 
 
 def test_raw_retention_deletes_day_folders_older_than_n_days(tmp_path: Path) -> None:

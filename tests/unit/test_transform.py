@@ -753,3 +753,30 @@ def test_money_round_trips_exactly_through_the_warehouse(lake, values, loads):
         "SELECT od_limit, credit_limit FROM identities WHERE entity_id = ?", [ENTITY]
     ).fetchall()
     assert limits == [expected[0]]
+
+
+def test_api_dates_parse_the_same_whether_repeated_or_not() -> None:
+    # long columns are parsed once per distinct value: the same answer as value by value
+    values = [
+        "2024-02-29 00:00:00",
+        "2023-02-29 00:00:00",  # not a leap year
+        "2024-02-31",
+        "31/02/2024",
+        "2024-03-01T10:20:30",
+        "2024-3-1",
+        "",
+        None,
+    ]
+    column = pyarrow_.array(values * 20, pyarrow_.string())
+    one_by_one = [wire.parse_api_dates(pyarrow_.array([v], pyarrow_.string()))[0] for v in values]
+    assert wire.parse_api_dates(column).to_pylist() == [d.as_py() for d in one_by_one] * 20
+    assert [d.as_py() for d in one_by_one] == [
+        date(2024, 2, 29),
+        None,
+        None,
+        None,
+        date(2024, 3, 1),
+        None,
+        None,
+        None,
+    ]
