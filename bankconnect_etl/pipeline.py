@@ -542,15 +542,16 @@ def rebuild_from_raw(
             progress=progress,
             workers=settings.transform_workers,
         )
-        _refresh_marts(w, run)
+        _refresh_marts(w, run, full=True)
     return run
 
 
-def _refresh_marts(w: Writer, run: RunResult) -> None:
-    """The credit-analytics marts, rebuilt from the tables as this run left them, in one
-    transaction (readers see every mart from the same snapshot)."""
+def _refresh_marts(w: Writer, run: RunResult, *, full: bool = False) -> None:
+    """The credit-analytics marts, brought up to date with the tables as this run left
+    them in one transaction (readers see every mart from the same snapshot): only the
+    entities written since the marts' last refresh are recomputed, unless ``full``."""
     from bankconnect_etl import analytics
 
     t0 = time.monotonic()
-    rows = analytics.refresh(w.con, message=f"{run.run_id} marts")
+    rows = analytics.refresh(w.con, message=f"{run.run_id} marts", incremental=not full)
     log.info("marts refreshed in %.1f s: %s", time.monotonic() - t0, rows)

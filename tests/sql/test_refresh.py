@@ -3,6 +3,7 @@ every entity summarised, our integrity check agreeing with the API's, a failure 
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,66 @@ def test_refresh_refuses_to_run_inside_the_callers_transaction(book: Book) -> No
     book.con.execute("COMMIT")  # still the caller's, with its insert
     assert book.one("SELECT count(*) AS n FROM fraud_flags")["n"] == 1
     assert book.refresh()["entity_credit_summary"] == 1
+
+
+def _marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    return {m: sorted(con.execute(f"FROM {m}").fetchall(), key=repr) for m in analytics.marts()}
+
+
+def _refreshes(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(
+        "SELECT mode, entities FROM mart_refreshes ORDER BY snapshot_id, refreshed_at"
+    ).fetchall()
+
+
+def test_an_incremental_refresh_recomputes_the_written_entities_to_the_full_result(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    wh = tmp_path / "wh"
+    shutil.copytree(warehouse, wh)
+    records = sandbox_records(ENTITIES)
+    shrunk, failed = copy.deepcopy(records[3]), copy.deepcopy(records[5])
+    txns = shrunk["responses"]["transactions"]["transactions"]
+    assert len(txns) > 10
+    del txns[len(txns) // 2 :]  # half its history gone: balances, flows, summary change
+    failed |= {"status": "failed", "error": "HTTP 500 from identity"}  # its rows stay
+    twin = copy.deepcopy(records[7])
+    twin["entity_id"] = "a-new-entity"
+    load(wh, [shrunk, failed, twin])
+
+    with Writer(wh, wait_s=30) as w:
+        con = w.con
+        assert con is not None
+        before = w.snapshot_id()
+        rows = analytics.refresh(con, message="incremental", incremental=True)
+        assert w.snapshot_id() == before + 1
+        assert _refreshes(con)[-1] == ("incremental", 3)
+        incremental = _marts(con)
+        assert rows["entity_credit_summary"] == ENTITIES + 1
+        summary = dict(
+            con.execute("SELECT entity_id, sync_status FROM entity_credit_summary").fetchall()
+        )
+        assert summary[failed["entity_id"]] == "failed" and "a-new-entity" in summary
+
+        # the same marts as recomputing everything
+        analytics.refresh(con, message="full")
+        assert _refreshes(con)[-1] == ("full", None)
+        assert _marts(con) == incremental
+
+        # nothing written since: no transaction at all
+        before = w.snapshot_id()
+        assert analytics.refresh(con, incremental=True) == rows
+        assert w.snapshot_id() == before
+
+        # other SQL than the marts were built with: a full refresh
+        load_more = copy.deepcopy(records[9])
+        load_more["status"] = "pending"
+    load(wh, [load_more])
+    with Writer(wh, wait_s=30) as w:
+        con = w.con
+        assert con is not None
+        con.execute("UPDATE mart_refreshes SET models_sha256 = 'older models'")
+        analytics.refresh(con, incremental=True)
+        assert _refreshes(con)[-1] == ("full", None)
+        analytics.refresh(con, incremental=True)  # nothing since
+        assert _refreshes(con)[-1] == ("full", None)
