@@ -226,7 +226,7 @@ def refresh(
             if model.layer == "staging" or subset is not None:
                 con.execute(model.drop_statement())
         for name in shadows:
-            con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         con.execute("DROP TABLE IF EXISTS temp.main.refresh_entities")
         seconds = time.perf_counter() - started
         con.execute(
@@ -328,9 +328,11 @@ def _snapshot(con: duckdb.DuckDBPyConnection, db: str) -> int | None:
 def _shadow_base_tables(
     con: duckdb.DuckDBPyConnection, db: str, plan: list[Model], subset: list[str]
 ) -> list[str]:
-    """Temp views over the per-entity warehouse tables the models read, holding only the
-    ``subset``'s rows: unqualified names resolve to them first, so the models' own SQL
-    computes those entities' rows alone."""
+    """Temp tables named like the per-entity warehouse tables the models read, holding
+    only the ``subset``'s rows: unqualified names resolve to them first, so the models' own
+    SQL computes those entities' rows alone. Copied once (one scan of each lake table), as
+    the models read some tables many times (measured: 2.4 s through filtering views for 50
+    entities of 5,000)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE refresh_entities AS SELECT unnest(?::VARCHAR[]) AS entity_id",
         [subset],
@@ -339,7 +341,7 @@ def _shadow_base_tables(
     read = sorted(set().union(*(_references(m, names) for m in plan)))
     for table in read:
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {db}.main.{table} "  # noqa: S608
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {db}.main.{table} "  # noqa: S608
             "WHERE entity_id IN (SELECT entity_id FROM temp.main.refresh_entities)"
         )
     return read
