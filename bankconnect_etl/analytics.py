@@ -22,6 +22,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -234,10 +235,11 @@ def refresh(
             "refreshed_at TIMESTAMP, mode VARCHAR, entities BIGINT, seconds DOUBLE, "
             "models_sha256 VARCHAR, message VARCHAR)"
         )
-        con.execute(  # now(): UTC, as every timestamp in the warehouse
-            f"INSERT INTO {db}.{REFRESHES} VALUES (?, now()::TIMESTAMP, ?, ?, ?, ?, ?)",  # noqa: S608
+        con.execute(
+            f"INSERT INTO {db}.{REFRESHES} VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             [
                 snapshot,
+                datetime.now(UTC).replace(tzinfo=None),  # naive UTC, as every warehouse time
                 "full" if subset is None else "incremental",
                 None if subset is None else len(subset),
                 round(seconds, 3),

@@ -186,8 +186,8 @@ def load_records(
     """Transform and load batches of entity records, one warehouse transaction per batch.
 
     ``chunks`` are lists of entity records or raw part files (``RawChunk``); with
-    ``batch_size`` they are single records, batched here. Each list is written to the raw zone (when
-    ``archive`` is given) before its batch is committed.
+    ``batch_size`` they are single records, batched here. Each list is written to the raw
+    zone (when ``archive`` is given) before its batch is committed.
 
     With ``workers`` > 0, batches are transformed in that many worker processes
     (``transform_worker``) while this one loads the previous batch: on two cores,

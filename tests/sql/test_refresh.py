@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -209,6 +210,8 @@ def test_an_incremental_refresh_recomputes_the_written_entities_to_the_full_resu
         rows = analytics.refresh(con, message="incremental", incremental=True)
         assert w.snapshot_id() == before + 1
         assert _refreshes(con)[-1] == ("incremental", 3)
+        (at,) = con.execute("SELECT max(refreshed_at) FROM mart_refreshes").fetchone()
+        assert abs(at - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=5)  # UTC
         incremental = _marts(con)
         assert rows["entity_credit_summary"] == ENTITIES + 1
         summary = dict(
