@@ -77,7 +77,7 @@ def part_groups(folders: Iterable[Path], size: int) -> Iterator[tuple[str, ...]]
 
 
 def read_part(path: Path) -> Iterator[dict]:
-    for line in igzip.decompress(Path(path).read_bytes()).splitlines():
+    for line in igzip.decompress(Path(path).read_bytes()).split(b"\n"):
         if line.strip():
             yield orjson.loads(line)
 
