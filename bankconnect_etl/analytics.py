@@ -11,7 +11,9 @@ tables and any model it names; the run order follows those names.
 
 ``refresh(con)`` replaces every mart in one transaction on the connection it is given (the
 writer's, with the lake attached and selected), so a reader sees all marts from one
-snapshot of the base tables, never a mix. Metric definitions: ``docs/metrics.md``.
+snapshot of the base tables, never a mix; ``refresh(con, incremental=True)`` (after a
+sync) recomputes only the entities written since the last refresh, in the same way.
+Metric definitions: ``docs/metrics.md``.
 """
 
 from __future__ import annotations

@@ -71,9 +71,13 @@ def part_groups(folders: Iterable[Path], size: int) -> Iterator[tuple[str, ...]]
     """The runs' part files in order, ``size`` at a time; a group never spans two runs (an
     entity appears once in a run, so once in a group)."""
     for folder in folders:
-        found = [str(p) for p in parts(folder)]
-        for start in range(0, len(found), size):
-            yield tuple(found[start : start + size])
+        yield from groups(parts(folder), size)
+
+
+def groups(paths: list[Path], size: int) -> Iterator[tuple[str, ...]]:
+    """``paths`` in order, ``size`` at a time, as the strings a worker is handed."""
+    for start in range(0, len(paths), size):
+        yield tuple(str(p) for p in paths[start : start + size])
 
 
 def read_part(path: Path) -> Iterator[dict]:

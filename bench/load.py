@@ -75,10 +75,7 @@ def child_load(parts_dir: str, warehouse: str, limit: int, upsert_part: int) -> 
 
     parts = raw.parts(Path(parts_dir))[:limit]
     # grouped as a rebuild groups a run's parts: one transaction per group
-    groups = [
-        tuple(map(str, parts[i : i + REBUILD_PARTS_PER_BATCH]))
-        for i in range(0, len(parts), REBUILD_PARTS_PER_BATCH)
-    ]
+    groups = list(raw.groups(parts, REBUILD_PARTS_PER_BATCH))
     result: dict = {}
     # Sampled, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report
     # the peak of the benchmark process that forked it.

@@ -229,9 +229,9 @@ def test_an_incremental_refresh_recomputes_the_written_entities_to_the_full_resu
         assert analytics.refresh(con, incremental=True) == rows
         assert w.snapshot_id() == before
 
-        # other SQL than the marts were built with: a full refresh
-        load_more = copy.deepcopy(records[9])
-        load_more["status"] = "pending"
+    # other SQL than the marts were built with: a full refresh
+    load_more = copy.deepcopy(records[9])
+    load_more["status"] = "pending"
     load(wh, [load_more])
     with Writer(wh, wait_s=30) as w:
         con = w.con
