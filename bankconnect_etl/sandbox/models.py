@@ -102,6 +102,10 @@ class IdentityObj(_Open):
     account_number: str | None
     account_id: str
     name: str | None
+    # Not on the seed page; newer payloads add them (always on an overdraft account here).
+    account_category: str | None = Field(None, description="individual or corporate.")
+    credit_limit: float | None = Field(None, description="Credit limit, rupees.")
+    od_limit: float | None = Field(None, description="Overdraft limit, rupees.")
 
 
 class IdentityResponse(_Analysis):

@@ -380,22 +380,30 @@ def _extra_accounts(data: gen.EntityData) -> set[str]:
     return {a.account_id for a in data.accounts if a.extra_fields}
 
 
+def identity_obj(a: gen.Account) -> dict:
+    """An account's identity: the four documented fields; an overdraft account, and one
+    of the accounts with newer payloads, also carry the category and limits the reference
+    says identity may add (their overdraft limit is what the OD measures divide by)."""
+    obj: dict = {
+        "address": a.address,
+        "account_number": a.account_number,
+        "account_id": a.account_id,
+        "name": a.name,
+    }
+    if a.extra_fields or a.od_limit is not None:
+        obj["account_category"] = a.category
+        obj["credit_limit"] = None
+        obj["od_limit"] = _money(a.od_limit) if a.od_limit is not None else None
+    return obj
+
+
 def payload(endpoint: str, data: gen.EntityData, statuses: dict[str, str]) -> dict:
     body = analysis_common(data, statuses)
     if endpoint == "accounts":
         return body
     if endpoint == "identity":
         done = {s.account_id for s in data.statements if statuses[s.statement_id] == "completed"}
-        body["identity"] = [
-            {
-                "address": a.address,
-                "account_number": a.account_number,
-                "account_id": a.account_id,
-                "name": a.name,
-            }
-            for a in data.accounts
-            if a.account_id in done
-        ]
+        body["identity"] = [identity_obj(a) for a in data.accounts if a.account_id in done]
         return body
     rows = _visible(data, statuses)
     extra = _extra_accounts(data)

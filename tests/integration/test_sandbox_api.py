@@ -11,7 +11,11 @@ import pytest
 import requests
 
 from bankconnect_etl.sandbox import SANDBOX_API_KEY, sign_access_token, statement_pdf
-from bankconnect_etl.sandbox.generator import SLOT_FAILED_STATEMENT, SLOT_NO_STATEMENTS
+from bankconnect_etl.sandbox.generator import (
+    SLOT_FAILED_STATEMENT,
+    SLOT_NO_STATEMENTS,
+    SLOT_OVERDRAFT,
+)
 from tests.conftest import AUTH, Api
 
 pytestmark = pytest.mark.integration
@@ -222,6 +226,20 @@ def test_entity_with_no_statements(shared_sandbox: Api) -> None:
     body = shared_sandbox.get(f"/entity/{eid}/transactions/").json()
     assert body["progress"] == [] and body["accounts"] == [] and body["transactions"] == []
     assert shared_sandbox.get(f"/entity/{eid}/get_pdfs/").json() == {"statements": []}
+
+
+def test_an_overdraft_account_sends_its_limit_in_identity(shared_sandbox: Api) -> None:
+    eid = shared_sandbox.entity_ids()[SLOT_OVERDRAFT]
+    (identity,) = shared_sandbox.get(f"/entity/{eid}/identity/").json()["identity"]
+    assert identity["od_limit"] > 0 and identity["credit_limit"] is None
+    assert identity["account_category"] in ("individual", "corporate")
+    documented = frozenset({"address", "account_number", "account_id", "name"})
+    shapes = {
+        frozenset(i)
+        for e in shared_sandbox.entity_ids()[:20]
+        for i in shared_sandbox.get(f"/entity/{e}/identity/").json()["identity"]
+    }
+    assert shapes == {documented, documented | {"account_category", "credit_limit", "od_limit"}}
 
 
 # ------------------------------------------------------------------------- time moves
