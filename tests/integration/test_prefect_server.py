@@ -74,7 +74,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             except requests.ConnectionError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the Prefect server did not start: " + (home / "server.log").read_text())
+                log.flush()
+                started = (home / "server.log").read_text()
+                pytest.fail(f"the Prefect server did not start:\n{started}")
             time.sleep(0.3)
         yield env | {"PREFECT_API_URL": api}
     finally:
@@ -136,7 +138,8 @@ def test_deployments_run_through_a_prefect_server_and_a_worker(
         out = prefect(env, "--no-prompt", "deploy", "--all", cwd=project)
         assert "bankconnect-nightly/nightly" in out and "bankconnect-backfill/backfill" in out
 
-        (nightly,) = api(env, "/deployments/filter", {"deployments": {"name": {"any_": ["nightly"]}}})
+        named = {"deployments": {"name": {"any_": ["nightly"]}}}
+        (nightly,) = api(env, "/deployments/filter", named)
         schedule = nightly["schedules"][0]["schedule"]
         assert (schedule["cron"], schedule["timezone"]) == ("0 2 * * *", "Asia/Kolkata")
         assert nightly["parameters"]["secret_blocks"] == {
