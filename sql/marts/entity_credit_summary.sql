@@ -123,6 +123,7 @@ salary_accounts AS (
         account_id,
         months_with_salary,
         salary_gap_months,
+        months_since_last_salary,
         credit_day_spread_days
     FROM salary_monthly
 ),
@@ -133,6 +134,7 @@ salary AS (
         max(months_with_salary) AS salary_months,
         first(
             CASE
+                WHEN months_since_last_salary >= 2 THEN 'stopped'
                 WHEN months_with_salary < 3 THEN 'short'
                 WHEN salary_gap_months = 0 AND credit_day_spread_days <= 5 THEN 'stable'
                 ELSE 'irregular'

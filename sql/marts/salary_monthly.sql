@@ -1,6 +1,8 @@
 -- Grain: one row per account and salary month (the month the salary is for, the API's month_year).
--- The per-account columns (months with salary, gaps, credit-day spread, amount flags)
--- repeat on each of the account's rows.
+-- The per-account columns (months with salary, gaps, months since the last one, credit-day
+-- spread, amount flags) repeat on each of the account's rows. The spread measures each
+-- month's first credit from the last day of the month it is for, so a salary paid on the
+-- 31st, the 1st and the 29th is three days apart, not thirty.
 
 WITH credits AS (
     SELECT entity_id, account_id, salary_month, hash, txn_date, amount, clean_transaction_note
@@ -15,9 +17,15 @@ monthly AS (
         sum(amount) AS salary_inr,
         count(*) AS credit_count,
         min(txn_date) AS first_credit_date,
+        min(txn_date) - last_day(salary_month) AS days_after_month_end,
         first(clean_transaction_note ORDER BY amount DESC, txn_date, hash) AS employer
     FROM credits
     GROUP BY entity_id, account_id, salary_month
+),
+
+statement_ends AS (
+    SELECT entity_id, account_id, CAST(date_trunc('month', last_date) AS DATE) AS last_month
+    FROM stg_account_periods
 ),
 
 per_account AS (
@@ -27,8 +35,8 @@ per_account AS (
         count(*) AS months_with_salary,
         CAST(datediff('month', min(salary_month), max(salary_month)) + 1 - count(*) AS BIGINT)
             AS salary_gap_months,
-        max(dayofmonth(first_credit_date)) - min(dayofmonth(first_credit_date))
-            AS credit_day_spread_days,
+        max(days_after_month_end) - min(days_after_month_end) AS credit_day_spread_days,
+        max(salary_month) AS last_salary_month,
         count(*) >= 2 AND count(DISTINCT salary_inr) = 1 AS amount_unchanged,
         bool_and(salary_inr % 1000 = 0) AS amount_multiple_of_1000
     FROM monthly
@@ -46,9 +54,12 @@ SELECT
     m.employer,
     a.months_with_salary,
     a.salary_gap_months,
+    CAST(greatest(datediff('month', a.last_salary_month, e.last_month), 0) AS BIGINT)
+        AS months_since_last_salary,
     a.credit_day_spread_days,
     a.amount_unchanged,
     a.amount_multiple_of_1000
 FROM monthly AS m
 INNER JOIN per_account AS a USING (entity_id, account_id)
+LEFT JOIN statement_ends AS e USING (entity_id, account_id)
 ORDER BY m.entity_id, m.account_id, m.salary_month

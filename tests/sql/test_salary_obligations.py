@@ -38,11 +38,31 @@ def test_salary_months_gaps_spread_and_fraud_flags(book: Book) -> None:
     assert first["first_credit_date"] == date(2024, 1, 31)
     assert first["months_with_salary"] == 3
     assert first["salary_gap_months"] == 1
-    assert first["credit_day_spread_days"] == 30
+    assert first["months_since_last_salary"] == 1  # April's salary, paid in May
+    # days after the end of the month paid for: 0 (31 Jan), +1 (1 Mar for a 29-day
+    # February), +2 (2 May for April); by day of month alone it would be 31 − 1 = 30
+    assert first["credit_day_spread_days"] == 2
     assert first["amount_unchanged"] is True
     assert first["amount_multiple_of_1000"] is True
     summary = book.one("FROM entity_credit_summary")
     assert (summary["salary_months"], summary["salary_stability"]) == (3, "irregular")
+
+
+def test_a_salary_that_stopped_before_the_statement_ends(book: Book) -> None:
+    book.entity("e1")
+    book.account("e1", "a1")
+    salaries = [cr(f"2024-0{m}-28", "60000.00", channel="salary") for m in (1, 2, 3, 4)]
+    later = [dr("2024-06-10", "100.00"), dr("2024-07-15", "100.00")]
+    rows = book.txns("e1", "a1", "500000", [*salaries, *later])
+    for row, month in zip(rows, ("2024-01", "2024-02", "2024-03", "2024-04"), strict=False):
+        book.salary(row, month, "Acme Ltd")
+    book.refresh()
+    april = book.one("FROM salary_monthly WHERE salary_month = DATE '2024-04-01'")
+    assert april["months_since_last_salary"] == 3  # April's was the last; July the last month
+    assert april["salary_gap_months"] == 0
+    assert april["credit_day_spread_days"] == 2  # the 28th: 3, 1 (leap February), 3, 2 days early
+    summary = book.one("FROM entity_credit_summary")
+    assert (summary["salary_months"], summary["salary_stability"]) == (4, "stopped")
 
 
 def test_salary_month_with_two_credits_and_a_changing_amount(book: Book) -> None:
@@ -68,7 +88,8 @@ def test_salary_month_with_two_credits_and_a_changing_amount(book: Book) -> None
     assert (june["salary_inr"], june["credit_count"]) == (D("45000.00"), 2)
     assert (june["first_credit_date"], june["credit_day"]) == (date(2024, 6, 28), 28)
     assert june["employer"] == "Acme Ltd"  # the larger credit's
-    assert june["salary_gap_months"] == 0 and june["credit_day_spread_days"] == 2
+    assert june["salary_gap_months"] == 0
+    assert june["credit_day_spread_days"] == 1  # −2 (28 Jun), −2 (29 Jul), −1 (30 Aug)
     assert june["amount_unchanged"] is False
     assert june["amount_multiple_of_1000"] is False  # 45,500
     summary = book.one("FROM entity_credit_summary")
