@@ -1,7 +1,8 @@
 -- Grain: one row per account and calendar month with at least one day in its statement period.
 -- Balances come from account_daily_balance (days inside the period only), flows from
 -- stg_account_month_flows, the fixed-day ABB day sets from the abb_day_sets parameter
--- table: a set's day past the month's end falls on its last day.
+-- table: a set's day past the month's end falls on its last day. Without listed months
+-- (coverage unknown) a month needs a transaction to count as complete.
 
 WITH set_lookup AS (
     SELECT
@@ -74,8 +75,13 @@ SELECT
     dayofmonth(last_day(b.month)) AS days_in_month,
     b.days_in_period,
     b.days_in_period = dayofmonth(last_day(b.month))
-        AND (len(p.listed_months) = 0 OR list_contains(p.listed_months, strftime(b.month, '%Y-%m')))
-        AS is_complete_month,
+        AND (
+            list_contains(p.listed_months, strftime(b.month, '%Y-%m'))
+            OR (
+                len(p.listed_months) = 0
+                AND coalesce(f.inflow_count, 0) + coalesce(f.outflow_count, 0) > 0
+            )
+        ) AS is_complete_month,
     CAST(coalesce(f.inflow_inr, 0) AS DECIMAL(18, 2)) AS inflow_inr,
     CAST(coalesce(f.inflow_count, 0) AS BIGINT) AS inflow_count,
     CAST(coalesce(f.outflow_inr, 0) AS DECIMAL(18, 2)) AS outflow_inr,

@@ -164,9 +164,10 @@ fraud AS (
     GROUP BY entity_id
 ),
 
-breaks AS (
+breaks AS (  -- a break across a missing statement's months is no sign of tampering
     SELECT entity_id, count(*) AS balance_breaks
     FROM balance_integrity
+    WHERE NOT after_statement_gap
     GROUP BY entity_id
 )
 

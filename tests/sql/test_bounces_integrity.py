@@ -181,3 +181,40 @@ def test_statement_counts_beside_the_api_verdicts(book: Book) -> None:
     assert (summary["fraudulent_statement_count"], summary["failed_statement_count"]) == (1, 1)
     assert summary["statement_count"] == 4
     assert duplicate_keys(book.con) == {}
+
+
+def test_a_missing_statement_explains_a_break_and_leaves_its_months_incomplete(
+    book: Book,
+) -> None:
+    """January and April statements, February and March missing: the April opening does
+    not follow from January's close. Listed months say so (a1); with none listed (a2) the
+    31-day rule does; a quiet but covered February and March (a3) is a real break."""
+    book.entity("e1")
+    rows = [
+        cr("2024-01-01", "100.00"),
+        dr("2024-01-31", "50.00"),  # closes January at 1,050.00
+        cr("2024-04-01", "10.00", balance="3010.00"),  # as if 3,000.00 before it
+        dr("2024-04-30", "10.00"),
+    ]
+    for account, months in (
+        ("a1", ("2024-01", "2024-04")),
+        ("a2", ()),
+        ("a3", ("2024-01", "2024-02", "2024-03", "2024-04")),
+    ):
+        book.account("e1", account, months=months)
+        book.txns("e1", account, "1000.00", rows)
+    book.refresh()
+    breaks = {b["account_id"]: b for b in book.rows_of("FROM balance_integrity")}
+    assert set(breaks) == {"a1", "a2", "a3"}
+    for b in breaks.values():
+        assert (b["txn_seq"], b["previous_txn_date"]) == (3, date(2024, 1, 31))
+        assert b["difference_inr"] == D("1950.00")
+    assert [breaks[a]["after_statement_gap"] for a in ("a1", "a2", "a3")] == [True, True, False]
+    assert book.one("FROM entity_credit_summary")["balance_breaks"] == 1  # a3's alone
+    complete = {
+        (r["account_id"], r["month"].month): r["is_complete_month"]
+        for r in book.rows_of("FROM account_monthly")
+    }
+    for account in ("a1", "a2"):  # February and March: carried forward, never complete
+        assert [complete[account, m] for m in (1, 2, 3, 4)] == [True, False, False, True]
+    assert [complete["a3", m] for m in (1, 2, 3, 4)] == [True, True, True, True]
