@@ -18,7 +18,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,37 @@ class Data:
     salary: list[dict]
     bounces: list[dict]
     breaks: list[dict]
+    break_days: list[dict]
+    overdraft: list[dict]
     api_flags: list[dict]
+
+    @property
+    def has_transactions(self) -> bool:
+        """False when nothing was read: every zero in the summary is then an absence of
+        evidence, not a clean record."""
+        return self.summary.get("first_txn_date") is not None
+
+    def account_labels(self) -> dict[str, str]:
+        """How the report names each account: bank and the last four digits of the number
+        (what an underwriter can match to a statement), the id's start when that is all
+        there is or two accounts would read the same."""
+        labels = {
+            a["account_id"]: (
+                f"{a['bank'].upper()}\u00a0{masked(a['account_number'])}"
+                if a["bank"] and a["account_number"]
+                else a["account_id"][:8]
+            )
+            for a in self.accounts
+        }
+        for account, label in list(labels.items()):
+            if list(labels.values()).count(label) > 1:
+                labels[account] = f"{label} ({account[:8]})"
+        return labels
+
+    def label(self, account_id: str | None) -> str:
+        if not account_id:
+            return DASH
+        return self.account_labels().get(account_id, account_id[:8])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[dict]:
@@ -235,6 +265,30 @@ def load(con: duckdb.DuckDBPyConnection, entity_id: str) -> Data:
             "FROM balance_integrity WHERE entity_id = ? ORDER BY account_id, txn_seq LIMIT ?",
             [entity_id, BREAKS_SHOWN],
         ),
+        break_days=_rows(
+            con,
+            # as the summary counts them: a missing statement explains the others
+            "SELECT DISTINCT account_id, txn_date FROM balance_integrity WHERE entity_id = ? "
+            "AND NOT after_statement_gap ORDER BY ALL",
+            e,
+        ),
+        overdraft=_rows(
+            con,
+            # Peak: the deepest end-of-day overdraft against the limit, from each month's
+            # lowest balance; average: the days-weighted mean of the monthly means.
+            """
+            SELECT account_id, max(od_limit_inr) AS od_limit_inr,
+                   sum(od_utilisation * days_in_period) / nullif(sum(days_in_period), 0)
+                       AS avg_utilisation,
+                   max(greatest(-CAST(min_eod_inr AS DOUBLE), 0))
+                       / CAST(max(od_limit_inr) AS DOUBLE) AS peak_utilisation,
+                   sum(days_over_od_limit) AS days_over_limit
+            FROM account_monthly
+            WHERE entity_id = ? AND od_limit_inr > 0
+            GROUP BY account_id ORDER BY account_id
+            """,
+            e,
+        ),
         api_flags=_rows(
             con,
             "SELECT statement_id, fraud_type, transaction_hash FROM fraud_flags "
@@ -247,7 +301,11 @@ def load(con: duckdb.DuckDBPyConnection, entity_id: str) -> Data:
 # ---------------------------------------------------------------------- charts
 
 GREEN, RED, ORANGE, BLUE, GREY = "#2e7d32", "#c62828", "#ef6c00", "#1565c0", "#9e9e9e"
+# Salary has one colour in both charts, apart from inflow green and outflow/bounce red;
+# INK marks EMIs and balance breaks.
+SALARY, INK = "#f9a825", "#263238"
 PALETTE = (BLUE, "#6a1b9a", "#00838f", "#ad1457", "#4e342e")
+SHORT_SPAN_DAYS = 92  # under about three months of balances, the date axis ticks days
 
 
 def _svg(fig: Any, name: str) -> str:
@@ -299,12 +357,45 @@ def _rc() -> Any:
     )
 
 
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first day, day after the last): one shaded band per run
+    rather than one per day keeps the SVG small."""
+    runs: list[tuple[date, date]] = []
+    for d in sorted(days):
+        if runs and runs[-1][1] == d:
+            runs[-1] = (runs[-1][0], d + timedelta(days=1))
+        else:
+            runs.append((d, d + timedelta(days=1)))
+    return runs
+
+
+def _date_axis(ax: Any, first: date, last: date) -> None:
+    """Month ticks labelled like the cash-flow chart's ("Mar\\n2026"); day ticks for a
+    short history, where month ticks would leave the axis nearly bare."""
+    from matplotlib.dates import DateFormatter, DayLocator, MonthLocator
+
+    span = (last - first).days
+    if span < SHORT_SPAN_DAYS:
+        ax.xaxis.set_major_locator(DayLocator(interval=max(1, span // 8 + 1)))
+        ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    else:
+        months = span // 30 + 1
+        ax.xaxis.set_major_locator(MonthLocator(interval=-(-months // 13)))
+        ax.xaxis.set_major_formatter(DateFormatter("%b\n%Y"))
+
+
 def eod_chart(data: Data) -> str | None:
-    """End-of-day balance per account, with salary credits and bounces marked."""
+    """End-of-day balance per account. Marked: each overdraft account's limit (a negative
+    balance there is borrowing, not distress), days below zero on other accounts and days
+    over the overdraft limit (shaded full height, since a ₹500 dip is invisible against a
+    ₹5 L scale), salary credits, bounces and running-balance breaks."""
     if not data.daily:
         return None
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
+    labels = data.account_labels()
+    limits = {o["account_id"]: float(o["od_limit_inr"]) for o in data.overdraft}
     series: dict[str, tuple[list[date], list[float]]] = {}
     eod_on: dict[tuple[str, date], float] = {}
     for row in data.daily:
@@ -312,94 +403,152 @@ def eod_chart(data: Data) -> str | None:
         xs.append(row["balance_date"])
         ys.append(float(row["eod_balance_inr"]))
         eod_on[(row["account_id"], row["balance_date"])] = ys[-1]
+    negative: list[date] = []
+    over_limit: list[date] = []
+    for account, (xs, ys) in series.items():
+        limit = limits.get(account)
+        if limit is None:
+            negative += [x for x, y in zip(xs, ys, strict=True) if y < 0]
+        else:
+            over_limit += [x for x, y in zip(xs, ys, strict=True) if y < -limit]
     with _rc():
-        fig, ax = _figure(9.0, 3.4)
+        fig, ax = _figure(9.0, 3.6)
+        bands: list[Any] = []
+        # gids name the marks in the SVG (``id="eod-negative-days-0"``), for tests and tools.
+        for k, (first, end) in enumerate(_runs(negative)):
+            ax.axvspan(first, end, color=RED, alpha=0.13, linewidth=0, gid=f"negative-days-{k}")
+        if negative:
+            bands.append(Patch(color=RED, alpha=0.13, label="balance below zero"))
+        for k, (first, end) in enumerate(_runs(over_limit)):
+            ax.axvspan(first, end, color=RED, alpha=0.35, linewidth=0, gid=f"over-limit-{k}")
+        if over_limit:
+            bands.append(Patch(color=RED, alpha=0.35, label="over overdraft limit"))
+        handles: list[Any] = []  # legend order: accounts and limits, bands, markers
         for i, (account, (xs, ys)) in enumerate(series.items()):
             color = PALETTE[i % len(PALETTE)]
-            ax.step(
-                xs, ys, where="post", color=color, linewidth=1.1, label=f"account {account[:8]}"
-            )
-            ax.fill_between(
-                xs, ys, 0, where=[y < 0 for y in ys], step="post", color=RED, alpha=0.15
-            )
+            name = labels.get(account, account[:8])
+            (line,) = ax.step(xs, ys, where="post", color=color, linewidth=1.1, label=name)
+            handles.append(line)
+            limit = limits.get(account)
+            if limit is not None:
+                ax.fill_between(
+                    xs, ys, 0, where=[y < 0 for y in ys], step="post", color=color, alpha=0.12
+                )
+                ax.axhline(
+                    -limit, color=color, linewidth=1.1, linestyle=(0, (5, 3)), gid=f"od-limit-{i}"
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color=color,
+                        linewidth=1.1,
+                        linestyle=(0, (5, 3)),
+                        label=f"overdraft limit {inr(-limit, 0)}"
+                        + (f" ({name})" if len(series) > 1 else ""),
+                    )
+                )
         ax.axhline(0, color=GREY, linewidth=0.8)
+        handles += bands
+
+        def points(rows: Iterable[tuple[str, date]]) -> list[tuple[date, float]]:
+            found = [(x, eod_on.get((a, x))) for a, x in rows]
+            return [(x, y) for x, y in found if y is not None]
+
         marks = [
-            (r["first_credit_date"], eod_on.get((r["account_id"], r["first_credit_date"])))
-            for r in data.salary
+            (
+                "salary credit",
+                points((r["account_id"], r["first_credit_date"]) for r in data.salary),
+                {"marker": "^", "s": 34, "color": SALARY, "edgecolors": INK, "linewidths": 0.5},
+            ),
+            (
+                "bounce",
+                points((r["account_id"], r["event_date"]) for r in data.bounces),
+                {"marker": "x", "s": 32, "color": RED, "linewidths": 1.4},
+            ),
+            (
+                "running-balance break",
+                points((r["account_id"], r["txn_date"]) for r in data.break_days),
+                {
+                    "marker": "D",
+                    "s": 30,
+                    "facecolors": "none",
+                    "edgecolors": INK,
+                    "linewidths": 1.1,
+                },
+            ),
         ]
-        marks = [(x, y) for x, y in marks if y is not None]
-        if marks:
-            ax.scatter(
-                *zip(*marks, strict=True),
-                marker="^",
-                s=28,
-                color=GREEN,
-                zorder=3,
-                label="salary credit",
-            )
-        hits = [
-            (r["event_date"], eod_on.get((r["account_id"], r["event_date"]))) for r in data.bounces
-        ]
-        hits = [(x, y) for x, y in hits if y is not None]
-        if hits:
-            ax.scatter(
-                *zip(*hits, strict=True), marker="x", s=30, color=RED, zorder=3, label="bounce"
-            )
-        locator = AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        for label, found, style in marks:
+            if found:
+                gid = label.replace(" ", "-") + "s"
+                handles.append(
+                    ax.scatter(*zip(*found, strict=True), zorder=3, label=label, gid=gid, **style)
+                )
+        days = [x for xs, _ in series.values() for x in xs]
+        _date_axis(ax, min(days), max(days))
         ax.set_title("End-of-day balance", loc="left")
-        ax.legend(loc="lower right", bbox_to_anchor=(1, 1), frameon=False, ncols=4, fontsize=7.5)
+        fig.legend(
+            handles=handles, loc="outside lower center", frameon=False, ncols=4, fontsize=7.5
+        )
         return _svg(fig, "eod")
 
 
 def flows_chart(data: Data) -> str | None:
-    """Monthly inflow and outflow bars, with each month's salary and EMIs marked."""
+    """Monthly inflow and outflow bars. Each month's salary is a tick across its inflow bar
+    and its EMIs a tick across its outflow bar: side by side, so neither hides the other
+    when the amounts are close, and read against the bar they are part of."""
     if not data.months:
         return None
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     xs = list(range(len(data.months)))
     inflow = [float(m["inflow_inr"]) for m in data.months]
     outflow = [float(m["outflow_inr"]) for m in data.months]
     with _rc():
-        fig, ax = _figure(9.0, 3.2)
+        fig, ax = _figure(9.0, 3.4)
         alpha = [1.0 if m["is_complete"] else 0.45 for m in data.months]
         for x, a, i, o in zip(xs, alpha, inflow, outflow, strict=True):
             ax.bar(x - 0.2, i, width=0.4, color=GREEN, alpha=a)
             ax.bar(x + 0.2, o, width=0.4, color=ORANGE, alpha=a)
-        handles = [Patch(color=GREEN, label="inflow"), Patch(color=ORANGE, label="outflow")]
-        salary = [
-            (x, float(m["salary_inr"]))
-            for x, m in zip(xs, data.months, strict=True)
-            if m["salary_inr"]
+        handles: list[Any] = [
+            Patch(color=GREEN, label="inflow"),
+            Patch(color=ORANGE, label="outflow"),
         ]
-        emi = [
-            (x, float(m["emi_inr"])) for x, m in zip(xs, data.months, strict=True) if m["emi_inr"]
-        ]
-        if salary:
-            ax.scatter(
-                *zip(*salary, strict=True), marker="^", s=34, color=BLUE, zorder=3, label="salary"
-            )
-        if emi:
-            ax.scatter(*zip(*emi, strict=True), marker="v", s=34, color=RED, zorder=3, label="EMIs")
+        for key, offset, color, label in (
+            ("salary_inr", -0.2, SALARY, "salary amount"),
+            ("emi_inr", 0.2, INK, "EMI amount"),
+        ):
+            ticks = [
+                (x + offset, float(m[key])) for x, m in zip(xs, data.months, strict=True) if m[key]
+            ]
+            if ticks:
+                at, ys = zip(*ticks, strict=True)
+                ax.hlines(
+                    ys,
+                    [a - 0.19 for a in at],
+                    [a + 0.19 for a in at],
+                    color=color,
+                    linewidth=2.6,
+                    zorder=3,
+                    gid=label.replace(" ", "-"),
+                )
+                handles.append(Line2D([], [], color=color, linewidth=2.6, label=label))
         step = max(1, len(xs) // 12)
         ax.set_xticks(xs[::step], [m["month"].strftime("%b\n%Y") for m in data.months][::step])
         ax.set_title("Monthly inflow and outflow (pale: incomplete month)", loc="left")
-        handles += ax.get_legend_handles_labels()[0]
-        ax.legend(
-            handles=handles,
-            loc="lower right",
-            bbox_to_anchor=(1, 1),
-            frameon=False,
-            ncols=4,
-            fontsize=7.5,
+        fig.legend(
+            handles=handles, loc="outside lower center", frameon=False, ncols=4, fontsize=7.5
         )
         return _svg(fig, "flows")
 
 
 # ---------------------------------------------------------------------- HTML
 
+FOIR_LIMIT = 0.5  # FOIR above this is highlighted: EMIs take more than half the income
+
+# Labels naming an averaging window say how many complete months it really had:
+# "{last6}" becomes "last 6 complete months", or "3 complete months" when only 3 exist.
 SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("sync_status", "Sync status", text),
     ("last_synced_at", "Last synced", day),
@@ -411,35 +560,89 @@ SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("months_covered", "Months covered", count),
     ("complete_months", "Complete months", count),
     ("income_basis", "Income basis", text),
-    ("avg_monthly_income_inr", "Average monthly income (last 6 complete months)", inr),
-    ("avg_monthly_obligations_inr", "Average monthly EMIs (last 6 complete months)", inr),
-    ("foir", "FOIR", pct),
-    ("abb_last_3_complete_months_inr", "ABB, last 3 complete months", inr),
-    ("abb_last_6_complete_months_inr", "ABB, last 6 complete months", inr),
+    ("avg_monthly_income_inr", "Average monthly income ({last6})", inr),
+    ("avg_monthly_obligations_inr", "Average monthly EMIs ({last6})", inr),
+    ("foir", "FOIR ({last6})", pct),
+    ("abb_last_3_complete_months_inr", "ABB ({last3})", inr),
+    ("abb_last_6_complete_months_inr", "ABB ({last6})", inr),
     ("bounces_last_3_months", "Bounces, last 3 months", count),
     ("bounces_last_6_months", "Bounces, last 6 months", count),
     ("high_severity_bounces_last_6_months", "High-severity bounces, last 6 months", count),
     ("salary_months", "Months with salary", count),
     ("salary_stability", "Salary stability", text),
     ("cash_deposit_share", "Cash deposits, share of credits", pct),
-    ("negative_eod_days", "Days with negative balance", count),
-    ("od_utilisation", "Overdraft utilisation", pct),
+    ("negative_eod_days", "Negative-balance days (non-overdraft accounts)", count),
+    ("od_utilisation", "Overdraft utilisation (average)", pct),
+    ("od_peak_utilisation", "Overdraft utilisation (peak)", pct),
+    ("days_over_od_limit", "Days over the overdraft limit", count),
     ("api_fraud_flags", "Fraud findings (API)", count),
     ("api_fraud_types", "Fraud types (API)", text),
     ("fraudulent_statement_count", "Statements marked fraudulent (API)", count),
     ("balance_breaks", "Running-balance breaks (recomputed)", count),
 )
 
+# Figures that are counted from transactions: with none read, a 0 there is not a finding
+# (no bounces found in no transactions), so the report shows a dash instead.
+NEEDS_TRANSACTIONS = frozenset(
+    {
+        "income_basis",
+        "bounces_last_3_months",
+        "bounces_last_6_months",
+        "high_severity_bounces_last_6_months",
+        "salary_months",
+        "salary_stability",
+        "negative_eod_days",
+        "od_utilisation",
+        "od_peak_utilisation",
+        "days_over_od_limit",
+        "api_fraud_flags",
+        "api_fraud_types",
+        "fraudulent_statement_count",
+        "balance_breaks",
+    }
+)
+
+HIGHLIGHT_LEGEND = (
+    f"Values in red need a closer look: FOIR above {FOIR_LIMIT:.0%}; any failed statement, "
+    "high-severity bounce, negative-balance day, day over the overdraft limit, fraud finding "
+    "or running-balance break; irregular salary; a sync that did not complete."
+)
+
+
+def _window(months: int, available: int | None) -> str:
+    """'last 6 complete months', or what the average really covers when fewer exist."""
+    have = available or 0
+    if have >= months:
+        return f"last {months} complete months"
+    if have == 0:
+        return "no complete months"
+    return f"{have} complete month{'s' if have > 1 else ''}"
+
+
+def _summary(data: Data) -> dict:
+    """The entity's summary row, with the overdraft peak and days over the limit (which
+    the summary mart does not carry) added from the per-account overdraft figures."""
+    s = dict(data.summary)
+    peaks = [o["peak_utilisation"] for o in data.overdraft if o["peak_utilisation"] is not None]
+    s["od_peak_utilisation"] = max(peaks) if peaks else None
+    days = [o["days_over_limit"] for o in data.overdraft if o["days_over_limit"] is not None]
+    s["days_over_od_limit"] = sum(days) if days else None
+    if not data.has_transactions:
+        for key in NEEDS_TRANSACTIONS:
+            s[key] = None
+    return s
+
 
 def _warn(summary: dict) -> set[str]:
-    """Summary fields to highlight."""
+    """Summary fields to highlight (HIGHLIGHT_LEGEND says which, in words)."""
     flags = set()
-    if (summary.get("foir") or 0) > 0.5:
+    if (summary.get("foir") or 0) > FOIR_LIMIT:
         flags.add("foir")
     for key in (
         "failed_statement_count",
         "high_severity_bounces_last_6_months",
         "negative_eod_days",
+        "days_over_od_limit",
         "api_fraud_flags",
         "fraudulent_statement_count",
         "balance_breaks",
@@ -454,24 +657,38 @@ def _warn(summary: dict) -> set[str]:
 
 
 def _table(
-    headers: Iterable[str], rows: Iterable[Iterable[str]], *, numeric: Iterable[int] = ()
+    headers: Iterable[str],
+    rows: Iterable[Iterable[str]],
+    *,
+    numeric: Iterable[int] = (),
+    nowrap: Iterable[int] = (),
 ) -> str:
-    right = set(numeric)
-    head = "".join(
-        f"<th{' class=num' if i in right else ''}>{html.escape(h)}</th>"
-        for i, h in enumerate(headers)
-    )
+    """A table in a horizontally scrolling box, so a wide one does not widen the page on a
+    phone. ``numeric`` columns are right-aligned; ``nowrap`` ones (dates) never break."""
+    right, keep = set(numeric), set(nowrap)
+
+    def cls(i: int) -> str:
+        names = " ".join(n for n, on in (("num", i in right), ("nw", i in keep)) if on)
+        return f' class="{names}"' if names else ""
+
+    head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(headers))
     body = "".join(
-        "<tr>"
-        + "".join(f"<td{' class=num' if i in right else ''}>{c}</td>" for i, c in enumerate(r))
-        + "</tr>"
-        for r in rows
+        "<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(r)) + "</tr>" for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _note(message: str) -> str:
     return f'<p class="note">{html.escape(message)}</p>'
+
+
+def _banner(message: str, *, level: str = "alert") -> str:
+    """A warning above the summary: ``alert`` (red) when the figures cannot be relied on at
+    all, ``caution`` (amber) when they need checking."""
+    return f'<p class="banner {level}" role="alert">{html.escape(message)}</p>'
 
 
 CSS = """
@@ -482,19 +699,88 @@ h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #e0e0e0; padding-bottom: 4px; }
 .sub, .note, footer { color: #616161; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12.5px; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eeeeee;
          vertical-align: top; }
 th { background: #fafafa; font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.kv { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 0 24px; }
-.kv div { display: flex; justify-content: space-between; border-bottom: 1px solid #eeeeee;
-          padding: 4px 0; }
-.kv .v { font-variant-numeric: tabular-nums; text-align: right; }
-.warn .v { color: #c62828; font-weight: 600; }
+.nw { white-space: nowrap; }
+.kv { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 0 32px; }
+.kv div { display: flex; justify-content: space-between; align-items: baseline; gap: 16px;
+          border-bottom: 1px solid #eeeeee; padding: 4px 0; }
+.kv .v { font-variant-numeric: tabular-nums; text-align: right; white-space: nowrap; }
+.warn .v, .legend .swatch { color: #c62828; font-weight: 600; }
+.banner { margin: 16px 0 0; padding: 10px 14px; border-radius: 4px; font-weight: 600;
+          border-left: 6px solid; }
+.banner.alert { background: #ffebee; border-color: #c62828; color: #b71c1c; }
+.banner.caution, .flag { background: #fff8e1; border-color: #f9a825; color: #5d4037; }
+.flag { border-left: 6px solid #f9a825; padding: 6px 12px; font-weight: 600; }
 svg { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 footer { margin-top: 32px; font-size: 12px; }
+@media print {
+  body { max-width: none; padding: 0; }
+  h2 { break-after: avoid; }
+  svg, tr, table, .banner { break-inside: avoid; }
+  .scroll { overflow: visible; }
+}
 """
+
+
+def _identity(data: Data) -> tuple[list[str], list[str]]:
+    """The distinct holder names (first spelling of each) and the account labels."""
+    names: dict[str, str] = {}
+    for a in data.accounts:
+        if a["name"]:
+            names.setdefault(" ".join(a["name"].upper().split()), a["name"].strip())
+    return list(names.values()), list(data.account_labels().values())
+
+
+def _banners(data: Data, names: list[str]) -> list[str]:
+    """Warnings that change how every figure below should be read."""
+    s, out = data.summary, []
+    failed = [r for r in data.statements if r["status"] == "failed"]
+    why = "; ".join(dict.fromkeys(r["message"] for r in failed if r["message"]))
+    total = s.get("statement_count") or 0
+    if not data.has_transactions:
+        if not total:
+            reason = "No statements were uploaded."
+        elif failed and len(failed) == total:
+            reason = (
+                f"{'The only statement' if total == 1 else f'All {total} statements'} could "
+                "not be read" + (f" ({why})" if why else "") + "."
+            )
+        else:
+            reason = "The statements held no transactions."
+        out.append(
+            _banner(
+                "No transactions could be read; the figures below are not evidence of a clean "
+                f"record. {reason}"
+            )
+        )
+    elif failed:
+        out.append(
+            _banner(
+                f"{len(failed)} of {total} statements could not be read"
+                + (f" ({why})" if why else "")
+                + "; income and balances may be understated.",
+                level="caution",
+            )
+        )
+    if len(names) > 1:
+        holders = ", ".join(
+            f"{a['name'].strip()} ({data.label(a['account_id'])})"
+            for a in data.accounts
+            if a["name"]
+        )
+        out.append(
+            _banner(
+                f"The accounts belong to different holders: {holders}. Check that each is the "
+                "applicant's before relying on the combined figures.",
+                level="caution",
+            )
+        )
+    return out
 
 
 def render(
@@ -506,30 +792,48 @@ def render(
 ) -> str:
     """The report for ``entity_id`` as one HTML document."""
     data = load(con, entity_id)
-    s = data.summary
+    s = _summary(data)
     warn = _warn(s)
     generated = (generated_at or datetime.now(UTC)).strftime("%d %b %Y %H:%M UTC")
+    names, accounts = _identity(data)
+    who = " / ".join(names) or f"entity {entity_id[:8]}"
+    title = " — ".join(["Credit report", who, *([", ".join(accounts)] if accounts else [])])
+    windows = {
+        "{last6}": _window(6, s.get("complete_months")),
+        "{last3}": _window(3, s.get("complete_months")),
+    }
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Credit report {esc(entity_id)}</title>",
+        f"<title>{html.escape(title)}</title>",
         f"<style>{CSS}</style></head><body>",
-        "<header><h1>Credit report</h1>",
-        f'<p class="sub">Entity <code>{esc(entity_id)}</code>'
+        f"<header><h1>Credit report — {html.escape(who)}</h1>",
+        '<p class="sub">'
+        + (f"{html.escape(', '.join(accounts))} · " if accounts else "")
+        + f"Entity <code>{esc(entity_id)}</code>"
         + (f" · applicant {esc(s['link_id'])}" if s.get("link_id") else "")
         + f" · {esc(s['sync_status'])}"
         + (f" · warehouse snapshot {esc(snapshot)}" if snapshot else "")
-        + f" · generated {esc(generated)}</p></header>",
+        + f" · generated {esc(generated)}</p>",
+        *_banners(data, names),
+        "</header>",
         "<section><h2>Summary</h2><div class=kv>",
     ]
     for key, label, fmt in SUMMARY_FIELDS:
+        for token, window in windows.items():
+            label = label.replace(token, window)
         cls = ' class="warn"' if key in warn else ""
         value = html.escape(fmt(s.get(key)))
         parts.append(
             f'<div{cls}><span>{html.escape(label)}</span><span class="v">{value}</span></div>'
         )
-    parts.append("</div></section>")
+    parts.append("</div>")
+    parts.append(
+        f'<p class="note legend"><span class="swatch">Values in red</span>'
+        f"{html.escape(HIGHLIGHT_LEGEND.removeprefix('Values in red'))}</p>"
+    )
+    parts.append("</section>")
 
     parts.append("<section><h2>Balances</h2>")
     chart = eod_chart(data)
@@ -555,6 +859,7 @@ def render(
                     for m in reversed(data.months)
                 ),
                 numeric=range(2, 8),
+                nowrap=(0,),
             )
         )
     else:
@@ -574,21 +879,28 @@ def render(
     return "\n".join(parts)
 
 
+NOT_READ = "No transactions were read, so this cannot be assessed."
+
+
 def _salary(data: Data) -> str:
     if not data.salary:
-        return "<section><h2>Salary</h2>" + _note("No salary credits.") + "</section>"
+        return (
+            "<section><h2>Salary</h2>"
+            + _note("No salary credits." if data.has_transactions else NOT_READ)
+            + "</section>"
+        )
     first = data.salary[0]
     flags = [
         label
         for key, label in (
-            ("amount_unchanged", "the amount never changes"),
-            ("amount_multiple_of_1000", "every amount is a multiple of ₹1,000"),
+            ("amount_unchanged", "the salary amount never changes"),
+            ("amount_multiple_of_1000", "every salary amount is a multiple of ₹1,000"),
         )
         if any(r[key] for r in data.salary)
     ]
     rows = (
         (
-            esc(r["account_id"][:8]),
+            esc(data.label(r["account_id"])),
             esc(month_label(r["salary_month"])),
             esc(day(r["first_credit_date"])),
             esc(r["employer"]),
@@ -599,17 +911,22 @@ def _salary(data: Data) -> str:
     )
     note = (
         f"{first['months_with_salary']} salary months, {first['salary_gap_months']} gap months, "
-        f"credit day spread {first['credit_day_spread_days']} days"
-        + (f"; fraud signals: {'; '.join(flags)}" if flags else "")
-        + "."
+        f"credit day spread {first['credit_day_spread_days']} days."
+    )
+    # Real salaries drift (increments, tax, leave): a fixed or round amount every month is
+    # a known sign of a fabricated statement, so it is shown as a warning, not a footnote.
+    warnings = "".join(
+        f'<p class="flag" role="note">Fraud signal: {html.escape(f)}.</p>' for f in flags
     )
     return (
         "<section><h2>Salary</h2>"
         + _note(note)
+        + warnings
         + _table(
             ("Account", "For month", "Credited", "Employer", "Amount", "Credits"),
             rows,
             numeric=(4, 5),
+            nowrap=(1, 2),
         )
         + "</section>"
     )
@@ -617,10 +934,17 @@ def _salary(data: Data) -> str:
 
 def _bounces(data: Data) -> str:
     if not data.bounces:
-        return "<section><h2>Bounces</h2>" + _note("No bounce events.") + "</section>"
+        return (
+            "<section><h2>Bounces</h2>"
+            + _note("No bounce events." if data.has_transactions else NOT_READ)
+            + "</section>"
+        )
+    # With several accounts, which one bounced matters (a salary account or a side one).
+    several = len(data.accounts) > 1
     rows = (
         (
             esc(day(b["event_date"])),
+            *([esc(data.label(b["account_id"]))] if several else []),
             esc(b["event_type"]),
             esc(b["severity"]),
             esc(b["reason"]),
@@ -630,10 +954,12 @@ def _bounces(data: Data) -> str:
         )
         for b in reversed(data.bounces)
     )
+    headers = ("Date", *(["Account"] if several else []), "Type", "Severity", "Reason")
+    money = len(headers)
     return (
         "<section><h2>Bounces</h2>"
         + _table(
-            ("Date", "Type", "Severity", "Reason", "Amount", "Charge", "Note"), rows, numeric=(4, 5)
+            (*headers, "Amount", "Charge", "Note"), rows, numeric=(money, money + 1), nowrap=(0,)
         )
         + "</section>"
     )
@@ -660,7 +986,7 @@ def _integrity(data: Data) -> str:
                 (
                     (
                         f"<code>{esc(r['statement_id'])}</code>",
-                        esc((r["account_id"] or "")[:8]),
+                        esc(data.label(r["account_id"])),
                         esc(r["status"]),
                         esc(r["message"]),
                         esc(r["is_fraud"]),
@@ -692,7 +1018,7 @@ def _integrity(data: Data) -> str:
                 (
                     (
                         esc(day(b["txn_date"])),
-                        esc(b["account_id"][:8]),
+                        esc(data.label(b["account_id"])),
                         esc(count(b["txn_seq"])),
                         esc(
                             ("+" if b["transaction_type"] == "credit" else "−")
@@ -706,9 +1032,10 @@ def _integrity(data: Data) -> str:
                     for b in data.breaks
                 ),
                 numeric=range(2, 7),
+                nowrap=(0,),
             )
         )
-    elif data.statements:
+    elif data.statements and data.has_transactions:
         parts.append(_note("No running-balance breaks."))
     if data.api_flags:
         parts.append(
@@ -729,7 +1056,10 @@ def _integrity(data: Data) -> str:
 
 
 def _breaks(row: dict) -> str:
-    """A statement's recomputed breaks; its account's when rows name no statement."""
+    """A statement's recomputed breaks; its account's when rows name no statement; a dash
+    when the statement could not be read (no rows, so nothing to check)."""
+    if row["status"] == "failed":
+        return DASH
     if row["balance_breaks"] is not None:
         return count(row["balance_breaks"])
     return f"{count(row['account_balance_breaks'])} (account)"
@@ -738,6 +1068,19 @@ def _breaks(row: dict) -> str:
 def _accounts(data: Data) -> str:
     if not data.accounts:
         return ""
+    od = {o["account_id"]: o for o in data.overdraft}
+
+    def overdraft(account_id: str) -> tuple[str, ...]:
+        """The overdraft columns, present only when the entity has an overdraft account."""
+        if not od:
+            return ()
+        o = od.get(account_id, {})
+        return (
+            esc(pct(o.get("avg_utilisation"))),
+            esc(pct(o.get("peak_utilisation"))),
+            esc(count(o.get("days_over_limit"))),
+        )
+
     rows = (
         (
             f"<code>{esc(a['account_id'])}</code>",
@@ -747,16 +1090,16 @@ def _accounts(data: Data) -> str:
             esc(count(a["months_covered"])),
             esc(count(a["complete_months"])),
             esc(inr(a["od_limit_inr"])),
+            *overdraft(a["account_id"]),
         )
         for a in data.accounts
     )
+    headers = ("Account", "Bank", "Number", "Holder", "Months", "Complete", "Overdraft limit")
+    if od:
+        headers += ("Utilisation (average)", "Utilisation (peak)", "Days over limit")
     return (
         "<section><h2>Accounts</h2>"
-        + _table(
-            ("Account", "Bank", "Number", "Holder", "Months", "Complete", "Overdraft limit"),
-            rows,
-            numeric=(4, 5, 6),
-        )
+        + _table(headers, rows, numeric=range(4, len(headers)))
         + "</section>"
     )
 

@@ -86,6 +86,12 @@ def test_report_writes_one_self_contained_file(
     assert doc.count("<svg ") == charts, case
     assert EXTERNAL.search(doc) is None
     assert entity_id in doc and "<h2>Summary</h2>" in doc
+    assert re.search(r"<title>Credit report — [^<]+</title>", doc)
+    # Without transactions the report must say so before any figure, not look clean.
+    no_data = "No transactions could be read; the figures below are not evidence"
+    assert (no_data in doc) == (case != "normal"), case
+    if case != "normal":
+        assert doc.index(no_data) < doc.index("<h2>Summary</h2>")
     if case == "failed statement":
         assert ">failed<" in doc
 

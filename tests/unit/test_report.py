@@ -1,8 +1,11 @@
 """The HTML credit report: charts inline, nothing fetched, text escaped, rupees grouped the
-Indian way; entities with no statements, a failed statement, and a normal history."""
+Indian way; entities with no statements, a failed statement, a normal history, an overdraft
+account with one of two statements unreadable, and two accounts held by different people."""
 
 from __future__ import annotations
 
+import hashlib
+import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +23,8 @@ from bankconnect_etl.warehouse import ddl
 NORMAL = "5d8001db-df8e-4b78-8f5b-1638f99e561f"
 EMPTY = "b89d45d6-9cc2-4041-a0aa-1c0b750326e8"
 FAILED = "350b473f-d989-45a6-9b4a-0673dd761912"
+OVERDRAFT = "01e6b47e-396f-40cf-a5d9-4a8ca0f35a84"
+TWO = "1a749c29-e84d-4301-92db-4e9126994833"
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 # Anything that would make a browser fetch something, or run something.
 FETCHES = re.compile(
@@ -36,12 +41,13 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, row: list) -> None:
 def _txn(
     entity: str, seq: int, day: date, kind: str, amount: str, balance: Decimal, **kw: str
 ) -> list:
+    account = kw.get("account", "acct-1")
     return [
         entity,
-        "acct-1",
-        "stmt-1",
+        account,
+        kw.get("statement", "stmt-1"),
         seq,
-        f"{seq:032x}",
+        hashlib.sha256(f"{entity}/{account}/{seq}".encode()).hexdigest()[:32],
         day,
         kind,
         Decimal(amount),
@@ -54,17 +60,68 @@ def _txn(
     ]
 
 
+def _account(
+    con: duckdb.DuckDBPyConnection,
+    entity: str,
+    account: str,
+    bank_number_holder: tuple[str, str, str],
+    opening: str,
+    moves: list[tuple[date, str, str, str]],
+    *,
+    od_limit: str | None = None,
+) -> None:
+    """One account with a completed statement, its identity, and transactions (day, type,
+    amount, channel) whose running balance starts at ``opening``."""
+    bank, number, holder = bank_number_holder
+    statement = f"stmt-{account}"
+    _insert(con, "statements", [entity, statement, account, "completed", None, *[None] * 12, False])
+    _insert(
+        con,
+        "accounts",
+        [entity, account, bank, number, None, None, [], 0, None, None, [statement]],
+    )
+    limit = Decimal(od_limit) if od_limit else None
+    _insert(con, "identities", [entity, account, holder, None, number, "individual", None, limit])
+    balance = Decimal(opening)
+    for seq, (day, kind, amount, channel) in enumerate(moves, start=1):
+        balance += Decimal(amount) if kind == "credit" else -Decimal(amount)
+        _insert(
+            con,
+            "transactions",
+            _txn(
+                entity,
+                seq,
+                day,
+                kind,
+                amount,
+                balance,
+                account=account,
+                statement=statement,
+                channel=channel,
+            ),
+        )
+
+
 @pytest.fixture(scope="module")
 def lake() -> Iterator[duckdb.DuckDBPyConnection]:
-    """Three entities: no statements, one failed statement, four months of history with
-    salary, EMIs, a bounced EMI and a tampered row the API flags."""
+    """Five entities: no statements, one failed statement, four months of history with
+    salary, EMIs, a bounced EMI and a tampered row the API flags, an overdraft account that
+    goes over its ₹50,000 limit (and a second statement that could not be read), and two
+    accounts in different names, one with a bounced EMI and a few days below zero."""
     con = duckdb.connect()
     con.execute("ATTACH ':memory:' AS lake")
     con.execute("USE lake")
     for table in TABLES:
         con.execute(ddl(table)[0])
     seen = datetime(2026, 11, 20, 2, 0)
-    for entity, status in ((NORMAL, "complete"), (EMPTY, "empty"), (FAILED, "complete")):
+    entities = (
+        (NORMAL, "complete"),
+        (EMPTY, "empty"),
+        (FAILED, "complete"),
+        (OVERDRAFT, "complete"),
+        (TWO, "complete"),
+    )
+    for entity, status in entities:
         _insert(
             con,
             "entities",
@@ -107,6 +164,60 @@ def lake() -> Iterator[duckdb.DuckDBPyConnection]:
     for row in rows:
         _insert(con, "transactions", row)
     _insert(con, "fraud_flags", [NORMAL, "stmt-1", "inconsistent_transaction", rows[-1][4]])
+    # Overdraft: ₹10,000, then down to −₹30,000 (inside the ₹50,000 limit) and −₹55,000 (over
+    # it) for two days, then back above zero.
+    june = date(2026, 6, 1)
+    od_moves = [
+        (june + timedelta(days=d), kind, amount, "upi")
+        for d, kind, amount in (
+            (0, "debit", "100.00"),
+            (10, "debit", "40000.00"),
+            (20, "debit", "25000.00"),
+            (22, "credit", "30000.00"),
+            (40, "credit", "60000.00"),
+            (70, "debit", "100.00"),
+        )
+    ]
+    _account(
+        con,
+        OVERDRAFT,
+        "od-1",
+        ("sbi", "XXXXXXXX4970", "ARJUN NAIR"),
+        "10100.00",
+        od_moves,
+        od_limit="50000.00",
+    )
+    _insert(
+        con,
+        "statements",
+        [
+            OVERDRAFT,
+            "stmt-od-2",
+            None,
+            "failed",
+            "Statement is password protected",
+            *[None] * 12,
+            False,
+        ],
+    )
+    # Two accounts, two holders. The IOB account bounces an EMI; the Karnataka Bank one
+    # dips ₹300 below zero for a few days.
+    iob = [
+        (june, "debit", "500.00", "upi"),
+        (june + timedelta(days=5), "debit", "8000.00", "auto_debit_payment"),
+        (june + timedelta(days=5), "credit", "8000.00", "auto_debit_payment_bounce"),
+        (june + timedelta(days=5), "debit", "590.00", "bank_charge"),
+        (june + timedelta(days=60), "debit", "500.00", "upi"),
+    ]
+    karnataka = [
+        (june, "debit", "1300.00", "upi"),
+        (june + timedelta(days=30), "credit", "5000.00", "upi"),
+        (june + timedelta(days=60), "debit", "100.00", "upi"),
+    ]
+    _account(con, TWO, "acct-a", ("iob", "381984112345484", "NEHA KHAN"), "90000.00", iob)
+    _account(
+        con, TWO, "acct-b", ("karnataka", "XXXXXXXXXXX1702", "DIYA VERMA"), "1000.00", karnataka
+    )
     analytics.refresh(con)
     yield con
     con.close()
@@ -162,6 +273,174 @@ def test_entity_whose_statement_failed(lake: duckdb.DuckDBPyConnection) -> None:
     assert "<svg" not in doc
     assert "Statement is a scanned image" in doc and ">failed<" in doc
     assert 'class="warn"><span>Failed statements</span><span class="v">1<' in doc
+
+
+def summary(doc: str) -> dict[str, str]:
+    """The summary's label → value pairs, as the reader sees them."""
+    pairs = re.findall(r'<div(?: class="warn")?><span>([^<]*)</span><span class="v">([^<]*)<', doc)
+    return {html.unescape(k): html.unescape(v) for k, v in pairs}
+
+
+def warned(doc: str) -> set[str]:
+    return {html.unescape(k) for k in re.findall(r'<div class="warn"><span>([^<]*)</span>', doc)}
+
+
+def banners(doc: str) -> list[str]:
+    return [html.unescape(b) for b in re.findall(r'<p class="banner [a-z]+"[^>]*>([^<]*)</p>', doc)]
+
+
+def section(doc: str, heading: str) -> str:
+    return doc.split(f"<h2>{heading}</h2>", 1)[1].split("</section>", 1)[0]
+
+
+def headers(table_html: str) -> list[str]:
+    return [html.unescape(h) for h in re.findall(r"<th[^>]*>([^<]*)</th>", table_html)]
+
+
+NBSP = "\u00a0"
+
+
+@pytest.mark.parametrize(
+    ("entity", "reason"),
+    [
+        (EMPTY, "No statements were uploaded."),
+        (FAILED, "The only statement could not be read (Statement is a scanned image)."),
+    ],
+)
+def test_entities_without_transactions_do_not_look_clean(
+    lake: duckdb.DuckDBPyConnection, entity: str, reason: str
+) -> None:
+    doc = render(lake, entity)
+    (banner,) = banners(doc)
+    assert banner == (
+        "No transactions could be read; the figures below are not evidence of a clean record. "
+        + reason
+    )
+    assert doc.index('class="banner alert"') < doc.index("<h2>Summary</h2>")
+    shown = summary(doc)
+    for label in (
+        "Bounces, last 6 months",
+        "High-severity bounces, last 6 months",
+        "Months with salary",
+        "Negative-balance days (non-overdraft accounts)",
+        "Fraud findings (API)",
+        "Running-balance breaks (recomputed)",
+    ):
+        assert shown[label] == "—", label  # no transactions: no basis for a 0
+    assert shown["Statements"] == ("0" if entity == EMPTY else "1")  # a real count stays
+    assert "No transactions were read, so this cannot be assessed." in section(doc, "Bounces")
+    assert "No running-balance breaks." not in doc
+
+
+def test_a_normal_entity_has_no_banner(lake: duckdb.DuckDBPyConnection) -> None:
+    assert banners(render(lake, NORMAL)) == []
+
+
+def test_some_statements_unreadable(lake: duckdb.DuckDBPyConnection) -> None:
+    doc = render(lake, OVERDRAFT)
+    assert banners(doc) == [
+        "1 of 2 statements could not be read (Statement is password protected); income and "
+        "balances may be understated."
+    ]
+    assert 'class="banner caution"' in doc and doc.count("<svg ") == 2
+
+
+def test_overdraft_is_shown_against_its_limit(lake: duckdb.DuckDBPyConnection) -> None:
+    doc = render(lake, OVERDRAFT)
+    shown = summary(doc)
+    assert shown["Overdraft utilisation (average)"] == "24.2%"
+    assert shown["Overdraft utilisation (peak)"] == "110.0%"  # −₹55,000 against ₹50,000
+    assert shown["Days over the overdraft limit"] == "2"
+    assert shown["Negative-balance days (non-overdraft accounts)"] == "0"
+    assert "Days over the overdraft limit" in warned(doc)
+    assert 'id="eod-od-limit-0"' in doc  # the dashed limit line on the balance chart
+    assert 'id="eod-over-limit-0"' in doc  # the two days over it, shaded
+    assert "eod-negative-days" not in doc  # a negative balance here is the overdraft in use
+    accounts = section(doc, "Accounts")
+    assert headers(accounts)[-3:] == [
+        "Utilisation (average)",
+        "Utilisation (peak)",
+        "Days over limit",
+    ]
+    assert "₹50,000.00" in accounts and "110.0%" in accounts
+
+
+def test_a_plain_account_has_no_limit_line(lake: duckdb.DuckDBPyConnection) -> None:
+    doc = render(lake, NORMAL)
+    assert "od-limit" not in doc
+    assert summary(doc)["Overdraft utilisation (peak)"] == "—"
+    assert "Utilisation (peak)" not in headers(section(doc, "Accounts"))
+
+
+def test_small_negative_balances_and_breaks_are_marked(lake: duckdb.DuckDBPyConnection) -> None:
+    two = render(lake, TWO)
+    assert summary(two)["Negative-balance days (non-overdraft accounts)"] == "30"
+    assert 'id="eod-negative-days-0"' in two and "eod-negative-days-1" not in two  # one run
+    normal = render(lake, NORMAL)
+    assert summary(normal)["Running-balance breaks (recomputed)"] == "1"
+    assert 'id="eod-running-balance-breaks"' in normal
+    assert 'id="eod-salary-credits"' in normal and 'id="eod-bounces"' in normal
+    assert 'id="flows-salary-amount"' in normal and 'id="flows-EMI-amount"' in normal
+
+
+def test_header_names_the_holder_bank_and_number(lake: duckdb.DuckDBPyConnection) -> None:
+    doc = render(lake, OVERDRAFT)
+    title = f"Credit report — ARJUN NAIR — SBI{NBSP}••••4970"
+    assert f"<title>{title}</title>" in doc
+    assert "<h1>Credit report — ARJUN NAIR</h1>" in doc
+    assert f"SBI{NBSP}••••4970 · Entity" in doc
+    assert "different holders" not in doc
+    # No holder on record: the entity id stands in for the name.
+    assert f"<title>Credit report — entity 5d8001db — HDFC{NBSP}••••9012</title>" in render(
+        lake, NORMAL
+    )
+    assert "<title>Credit report — entity b89d45d6</title>" in render(lake, EMPTY)
+
+
+def test_two_accounts_with_different_holders(lake: duckdb.DuckDBPyConnection) -> None:
+    doc = render(lake, TWO)
+    iob, karnataka = f"IOB{NBSP}••••5484", f"KARNATAKA{NBSP}••••1702"
+    assert f"<title>Credit report — NEHA KHAN / DIYA VERMA — {iob}, {karnataka}</title>" in doc
+    assert banners(doc) == [
+        f"The accounts belong to different holders: NEHA KHAN ({iob}), DIYA VERMA "
+        f"({karnataka}). Check that each is the applicant's before relying on the combined "
+        "figures."
+    ]
+    bounces = section(doc, "Bounces")
+    assert headers(bounces)[:3] == ["Date", "Account", "Type"]
+    assert f"<td>{iob}</td>" in bounces
+    # With one account the column would say nothing.
+    assert headers(section(render(lake, NORMAL), "Bounces"))[:2] == ["Date", "Type"]
+
+
+def test_averages_say_how_many_complete_months_they_cover(
+    lake: duckdb.DuckDBPyConnection,
+) -> None:
+    shown = summary(render(lake, TWO))  # two complete months: June and July
+    assert shown["Complete months"] == "2"
+    assert "Average monthly income (2 complete months)" in shown
+    assert "ABB (2 complete months)" in shown
+    assert not any("last 6 complete months" in label for label in shown)
+
+
+def test_warnings_and_highlights_are_explained(lake: duckdb.DuckDBPyConnection) -> None:
+    doc = render(lake, NORMAL)
+    flags = re.findall(r'<p class="flag"[^>]*>([^<]*)</p>', doc)
+    assert flags == [
+        "Fraud signal: the salary amount never changes.",
+        "Fraud signal: every salary amount is a multiple of ₹1,000.",
+    ]
+    assert report.FOIR_LIMIT == 0.5
+    assert "Values in red</span> need a closer look: FOIR above 50%;" in doc
+    # The legend's threshold is the one the highlighting uses.
+    assert "foir" in report._warn({"foir": 0.51}) and "foir" not in report._warn({"foir": 0.5})
+
+
+def test_print_and_narrow_screens(lake: duckdb.DuckDBPyConnection) -> None:
+    doc = render(lake, TWO)
+    assert "@media print" in doc and "break-inside: avoid" in doc
+    assert "h2 { break-after: avoid; }" in doc
+    assert doc.count("<table>") == doc.count('<div class="scroll"><table>') > 0
 
 
 def test_rendering_is_reproducible(lake: duckdb.DuckDBPyConnection) -> None:
