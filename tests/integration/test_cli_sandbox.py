@@ -121,6 +121,9 @@ def test_demo_syncs_the_sandbox_into_a_warehouse_and_queries_it(tmp_path: Path) 
     assert re.search(r"requests: [\d,]+ \(0 retries\)", r.stdout)
     assert "quarantined: 0 rows" in r.stdout
     assert "sample query" in r.stdout and "credits_inr" in r.stdout
+    report = re.search(r"^credit report for entity (\S+): (\S+\.html)$", r.stdout, re.MULTILINE)
+    assert report, r.stdout
+    assert report[1] in (tmp_path / report[2]).read_text(encoding="utf-8")
     assert (tmp_path / "warehouse" / "catalog.sqlite").is_file()
     assert list((tmp_path / "warehouse" / "data").rglob("year=*/month=*/*.parquet"))
     counted = run("sql", "SELECT count(*) FROM entities", "--format", "csv", cwd=tmp_path)

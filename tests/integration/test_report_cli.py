@@ -106,6 +106,47 @@ def test_report_out_and_as_of(warehouse: Path, tmp_path: Path) -> None:
     assert out.is_file() and r.stdout.strip() == f"report: {out}"
 
 
+def test_report_as_of_an_older_snapshot_shows_the_figures_of_then(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """A copy of the warehouse loses an entity's last month and is refreshed; the report
+    as of the snapshot before shows the last transaction of then, the current one not."""
+    import shutil
+
+    from bankconnect_etl.report import day
+    from bankconnect_etl.warehouse import Writer
+
+    copy = tmp_path / "wh"
+    shutil.copytree(warehouse, copy)
+    entity_id = entity(warehouse, "months_covered >= 3")
+    con = connect(copy)
+    try:
+        (before,) = con.execute("SELECT id FROM current_snapshot()").fetchone() or (None,)
+        (last,) = con.execute(
+            "SELECT last_txn_date FROM entity_credit_summary WHERE entity_id = ?", [entity_id]
+        ).fetchone() or (None,)
+    finally:
+        con.close()
+    with Writer(copy, run_id="test-as-of") as w:
+        assert w.con is not None
+        w.con.execute(
+            "DELETE FROM transactions WHERE entity_id = ? AND txn_date >= date_trunc('month', ?)",
+            [entity_id, last],
+        )
+    assert run("refresh", "--warehouse", str(copy), cwd=tmp_path).returncode == 0
+    then, now = tmp_path / "then.html", tmp_path / "now.html"
+    for out, as_of in ((then, [str(before)]), (now, [])):
+        args = ["report", entity_id, "--out", str(out), *(["--as-of", *as_of] if as_of else [])]
+        r = run(*args, "--warehouse", str(copy), cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    cell = re.compile(r'Last transaction</span><span class="v">([^<]+)<')
+    then_doc, now_doc = then.read_text(encoding="utf-8"), now.read_text(encoding="utf-8")
+    assert cell.findall(then_doc) == [day(last)]
+    assert f"warehouse snapshot {before} " in then_doc
+    (shown_now,) = cell.findall(now_doc)
+    assert datetime.strptime(shown_now, "%d %b %Y").date() < last.replace(day=1)
+
+
 @pytest.mark.parametrize(
     ("args", "expected", "hint"),
     [
