@@ -3,6 +3,7 @@ summaries. The library returns data; the CLI prints what these functions make of
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -103,16 +104,32 @@ def _nested(d: dict) -> str:
 
 
 def format_table(rel: duckdb.DuckDBPyRelation) -> str:
-    """A DuckDB relation as a plain aligned text table."""
+    """A DuckDB relation as a plain aligned text table; numeric columns right-aligned, so
+    their digits line up."""
     names = rel.columns
-    rows = [[_cell(v) for v in r] for r in rel.fetchall()]
+    values = rel.fetchall()
+    rows = [[_cell(v) for v in r] for r in values]
+    numeric = [
+        any(v is not None for v in col) and all(_is_number(v) for v in col if v is not None)
+        for col in zip(*values, strict=True)
+    ] or [False] * len(names)
     widths = (
         [max(len(n), *(len(r[i]) for r in rows)) for i, n in enumerate(names)]
         if rows
         else [len(n) for n in names]
     )
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if right else c.ljust(w)
+            for c, w, right in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
     return "\n".join([line(names), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float | Decimal) and not isinstance(v, bool)
 
 
 def _cell(v: object) -> str:
