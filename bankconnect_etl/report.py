@@ -16,10 +16,12 @@ from __future__ import annotations
 import html
 import io
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,7 @@ class Data:
         evidence, not a clean record."""
         return self.summary.get("first_txn_date") is not None
 
+    @cached_property
     def account_labels(self) -> dict[str, str]:
         """How the report names each account: bank and the last four digits of the number
         (what an underwriter can match to a statement), the id's start when that is all
@@ -140,15 +143,16 @@ class Data:
             )
             for a in self.accounts
         }
-        for account, label in list(labels.items()):
-            if list(labels.values()).count(label) > 1:
-                labels[account] = f"{label} ({account[:8]})"
-        return labels
+        seen = Counter(labels.values())
+        return {
+            account: f"{label} ({account[:8]})" if seen[label] > 1 else label
+            for account, label in labels.items()
+        }
 
     def label(self, account_id: str | None) -> str:
         if not account_id:
             return DASH
-        return self.account_labels().get(account_id, account_id[:8])
+        return self.account_labels.get(account_id, account_id[:8])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object]) -> list[dict]:
@@ -394,7 +398,7 @@ def eod_chart(data: Data) -> str | None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    labels = data.account_labels()
+    labels = data.account_labels
     limits = {o["account_id"]: float(o["od_limit_inr"]) for o in data.overdraft}
     series: dict[str, tuple[list[date], list[float]]] = {}
     eod_on: dict[tuple[str, date], float] = {}
@@ -733,7 +737,7 @@ def _identity(data: Data) -> tuple[list[str], list[str]]:
     for a in data.accounts:
         if a["name"]:
             names.setdefault(" ".join(a["name"].upper().split()), a["name"].strip())
-    return list(names.values()), list(data.account_labels().values())
+    return list(names.values()), list(data.account_labels.values())
 
 
 def _banners(data: Data, names: list[str]) -> list[str]:
