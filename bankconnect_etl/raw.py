@@ -31,20 +31,40 @@ class RawWriter:
         self.folder = Path(root) / day / run_id
         self.parts = 0
 
-    def write(self, records: Iterable[dict]) -> Path:
-        """One part file holding ``records``; complete on disk when this returns."""
+    def reserve(self) -> Path:
+        """The next part's path (its folder created): a worker process may write it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.parts += 1
-        path = self.folder / f"part-{self.parts:05d}.jsonl.gz"
-        tmp = path.with_suffix(".tmp")
-        # ISA-L's level 1: gzip like any other (DuckDB's read_json, zcat), written ten times
-        # faster than zlib's level 5 for 4% more bytes (measured on sandbox responses)
-        with igzip.open(tmp, "wb", compresslevel=1) as f:
-            for record in records:
-                f.write(orjson.dumps(record))
-                f.write(b"\n")
-        tmp.replace(path)  # a part is whole or absent
+        return self.folder / f"part-{self.parts:05d}.jsonl.gz"
+
+    def write(self, records: Iterable[dict]) -> Path:
+        """One part file holding ``records``; complete on disk when this returns."""
+        path = self.reserve()
+        write_part(path, encode(records))
         return path
+
+
+def encode(records: Iterable[dict]) -> bytes:
+    """``records`` as JSON lines: a part's content before compression, and how a batch of
+    records travels to a transform worker (orjson writes them several times faster than
+    pickle does, and never puts a raw newline inside a record)."""
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
+
+
+def decode(lines: bytes) -> Iterator[dict]:
+    for line in lines.split(b"\n"):
+        if line.strip():
+            yield orjson.loads(line)
+
+
+def write_part(path: Path, lines: bytes) -> None:
+    """``lines`` (``encode``'s output) gzipped at ``path``: whole or absent."""
+    tmp = path.with_suffix(".tmp")
+    # ISA-L's level 1: gzip like any other (DuckDB's read_json, zcat), written ten times
+    # faster than zlib's level 5 for 4% more bytes (measured on sandbox responses)
+    with igzip.open(tmp, "wb", compresslevel=1) as f:
+        f.write(lines)
+    tmp.replace(path)
 
 
 def runs(root: Path) -> list[Path]:
@@ -81,9 +101,7 @@ def groups(paths: list[Path], size: int) -> Iterator[tuple[str, ...]]:
 
 
 def read_part(path: Path) -> Iterator[dict]:
-    for line in igzip.decompress(Path(path).read_bytes()).split(b"\n"):
-        if line.strip():
-            yield orjson.loads(line)
+    return decode(igzip.decompress(Path(path).read_bytes()))
 
 
 def prune(root: Path, keep_days: int, today: date | None = None) -> list[Path]:

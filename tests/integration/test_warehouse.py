@@ -574,6 +574,26 @@ def test_rebuilding_a_warehouse_in_place_changes_nothing(synced, tmp_path: Path)
     assert_same_tables(table_rows(wh), before)
 
 
+def test_batches_sent_to_a_worker_are_archived_whole_and_load_the_same_rows(
+    records: list[dict], tmp_path: Path
+) -> None:
+    """With a transform worker, each batch travels as JSON lines and the worker writes its
+    raw part: every part holds its batch's records, in order, as the API sent them, and
+    the tables are the ones a load in this process gives."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    load_run(here, records, "run-here", batch_size=5)
+    archive = raw.RawWriter(there / "raw", "run-there", datetime(2026, 3, 1, tzinfo=UTC))
+    with Writer(there, wait_s=30) as w:
+        w.start_run("run-there", "test", {}, datetime.now(UTC))
+        load_records(w, records, run_id="run-there", batch_size=5, archive=archive, workers=1)
+        w.finish_run("run-there", status="succeeded", counts={})
+    parts = raw.parts(archive.folder)
+    assert [p.name for p in parts] == [f"part-0000{i}.jsonl.gz" for i in (1, 2, 3)]
+    assert [list(raw.read_part(p)) for p in parts] == [records[0:5], records[5:10], records[10:]]
+    assert not list(archive.folder.glob("*.tmp"))
+    assert_same_tables(table_rows(there), table_rows(here))
+
+
 def test_a_rebuild_batch_joins_parts_of_one_run_only(tmp_path: Path) -> None:
     root = tmp_path / "raw"
     for run, n in (("run-a", 7), ("run-b", 3)):
