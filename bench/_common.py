@@ -25,8 +25,21 @@ import psutil
 START_TIMEOUT_S = 180.0
 
 
+_SHARED = False
+
+
+def share_cores() -> None:
+    """Pin nothing: the sandbox and the measured processes share every core, scheduled by
+    the OS (``--cores shared``), as the pipeline would be on a machine of its own."""
+    global _SHARED
+    _SHARED = True
+
+
 def cpu_split() -> tuple[set[int], set[int]]:
-    """The server's core and the clients' cores; both empty if there is only one."""
+    """The server's core and the clients' cores; both empty if there is only one or when
+    the cores are shared."""
+    if _SHARED:
+        return set(), set()
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(cpus) < 2:
         return set(), set()

@@ -21,7 +21,8 @@ counts after it are outside). Requests are counted the same way for all three, a
 
 Printed: a table (tool, configuration, wall s, requests, transactions loaded) and the
 ratios dlt/ours (target at least 1.4) and ours/floor (target at most 1.15). The sandbox
-runs pinned on core 0 and the measured process on core 1 (its worker processes too).
+runs pinned on core 0 and the measured process on core 1 (its worker processes too);
+``--cores shared`` pins nothing, so every process may use both cores.
 
 dlt is installed only by the ``[bench]`` extra (``make .venv/.bench``); nothing else in
 the project imports it.
@@ -49,7 +50,7 @@ from pathlib import Path
 
 import psutil
 import requests
-from _common import Sandbox, pin_to_client_cores, table
+from _common import Sandbox, pin_to_client_cores, share_cores, table
 
 HERE = Path(__file__).resolve().parent
 DATASET = "bankconnect"
@@ -344,7 +345,16 @@ def main() -> int:
     parser.add_argument(
         "--only", nargs="+", choices=list(CHILDREN), default=list(CHILDREN), help="runs to do"
     )
+    parser.add_argument(
+        "--cores",
+        choices=["split", "shared"],
+        default="split",
+        help="split: sandbox on core 0, the measured process on the others (default); "
+        "shared: nothing pinned, the OS schedules all processes over every core",
+    )
     args = parser.parse_args()
+    if args.cores == "shared":
+        share_cores()
     pin_to_client_cores()
     sandbox_flags = [
         "--latency-ms", f"{args.latency_ms:g}", "--processing-polls", "0", "--seed",
@@ -353,8 +363,13 @@ def main() -> int:
     print(f"machine   nproc {os.cpu_count()}, python {platform.python_version()}")
     print(f"command   {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
     print(
-        f"sandbox   --entities {args.entities} {' '.join(sandbox_flags)}, on core 0, "
-        "started afresh for each run; measured process on core 1"
+        f"sandbox   --entities {args.entities} {' '.join(sandbox_flags)}, started afresh "
+        "for each run; "
+        + (
+            "on core 0, measured process on core 1"
+            if args.cores == "split"
+            else "nothing pinned: sandbox and measured process share both cores"
+        )
     )
     print(
         "polling   none: --processing-polls 0 makes every endpoint answer completed at once, "
@@ -406,7 +421,8 @@ def main() -> int:
     print(f"\nfull pull of {args.entities:,} entities at concurrency {args.concurrency}")
     header = ["tool", "wall s", "requests", "req/s", "CPU s", "sandbox CPU s", "entities"]
     print(table([*header, "transactions"], rows))
-    print("CPU s: the measured process and its workers, in the timed window (one core: core 1)")
+    where = "one core: core 1" if args.cores == "split" else "cores shared with the sandbox"
+    print(f"CPU s: the measured process and its workers, in the timed window ({where})")
     print()
     for kind in args.only:
         print(f"{kind:<6}{configs[kind]}")
