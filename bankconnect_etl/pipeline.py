@@ -473,6 +473,7 @@ def run_sync(
                 workers=settings.transform_workers,
                 load=load,
             )
+            _compact(w)
             _refresh_marts(w, run)
     except BankConnectETLError:
         if run is None or run.status == "succeeded":
@@ -570,8 +571,20 @@ def rebuild_from_raw(
             progress=progress,
             workers=settings.transform_workers,
         )
+        _compact(w)
         _refresh_marts(w, run, full=True)
     return run
+
+
+def _compact(w: Writer) -> None:
+    """The run's small files merged before the marts read them (``Writer.compact``). The
+    run's data is committed by now: a failed compaction leaves it as it was, is logged,
+    and is tried again by the next run."""
+    try:
+        w.compact()
+    except duckdb.Error as exc:
+        log.warning("compaction skipped: %s", str(exc).splitlines()[0])
+        log.debug("compaction failed", exc_info=True)
 
 
 def _refresh_marts(w: Writer, run: RunResult, *, full: bool = False) -> None:

@@ -309,6 +309,13 @@ def test_rows_live_in_partitioned_parquet_not_in_the_catalog(synced) -> None:
             " AND name != 'ducklake_inlined_data_tables'"
         ).fetchall()
         inlined = db.execute("SELECT count(*) FROM ducklake_inlined_data_tables").fetchone()[0]
+        # files the sync's compaction merged away, kept on disk for readers still on them
+        merged_away = {
+            str(wh / "data" / path) if relative else path
+            for path, relative in db.execute(
+                "SELECT path, path_is_relative FROM ducklake_files_scheduled_for_deletion"
+            ).fetchall()
+        }
     finally:
         db.close()
     assert inlined == 0 and not inlined_tables
@@ -336,10 +343,12 @@ def test_rows_live_in_partitioned_parquet_not_in_the_catalog(synced) -> None:
     finally:
         con.close()
 
-    on_disk = sorted((wh / "data" / "main" / "transactions").rglob("*.parquet"))
-    assert {str(p) for p in on_disk} == set(txn_files)
+    on_disk = {str(p) for p in (wh / "data" / "main" / "transactions").rglob("*.parquet")}
+    assert set(txn_files) <= on_disk
+    assert on_disk - set(txn_files) <= merged_away
+    assert merged_away & on_disk, "the sync's batches were not merged"
     months = set()
-    for path in on_disk:
+    for path in map(Path, txn_files):
         rel = path.relative_to(wh / "data" / "main" / "transactions").parent.as_posix()
         m = re.fullmatch(r"year=(\d{4})/month=([1-9]|1[0-2])", rel)
         assert m, f"{path} is not under year=YYYY/month=M/"
@@ -347,6 +356,7 @@ def test_rows_live_in_partitioned_parquet_not_in_the_catalog(synced) -> None:
             f"SELECT DISTINCT year(txn_date), month(txn_date) FROM read_parquet('{path}')"  # noqa: S608
         ).fetchall()
         assert inside == [(int(m[1]), int(m[2]))], path
+        assert inside[0] not in months, f"{inside[0]}: two live files after the compaction"
         months.add(inside[0])
     assert len(months) > 1
 
@@ -534,6 +544,63 @@ def test_time_travel_by_snapshot_and_timestamp_in_python_and_the_cli(tmp_path: P
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "2001-01-01" in errors[0], r.stderr
     assert all(line.startswith(("error:", "hint:")) for line in r.stderr.splitlines())
+
+
+def test_compaction_merges_small_files_and_keeps_time_travel_and_the_change_feed(
+    tmp_path: Path, rich
+) -> None:
+    wh = tmp_path / "wh"
+    data = rich[:8]
+    first = load_run(wh, data, "run-1", batch_size=2)  # four commits: four files a month
+    run_1 = table_rows(wh)
+    second = load_run(wh, [with_transactions(data[0], 5), *data[1:]], "run-2", batch_size=2)
+    run_2 = table_rows(wh)
+    data_dir = wh / "data" / "main"
+    live = "SELECT count(*) FROM ducklake_list_files('lake', 'transactions')"
+    feed = "SELECT change_type, entity_id, rowid FROM table_changes('entities', ?, ?) ORDER BY ALL"
+
+    with Writer(wh, wait_s=30) as w:
+        (files_before,) = w.con.execute(live).fetchone()
+        feed_before = w.con.execute(feed, [first + 1, second]).fetchall()
+        on_disk_before = set(data_dir.rglob("*.parquet"))
+        kept = w.compact()  # merged away files stay on disk for two days
+        (files_after,) = w.con.execute(live).fetchone()
+        assert w.con.execute(feed, [first + 1, second]).fetchall() == feed_before
+    assert 0 < kept.written < kept.merged and kept.deleted == 0
+    assert files_after < files_before
+    assert set(data_dir.rglob("*.parquet")) >= on_disk_before  # nothing deleted yet
+
+    with Writer(wh, wait_s=30) as w:
+        gone = w.compact(keep_days=0)  # now the merged-away files go
+    assert gone.merged == 0 and gone.deleted == kept.merged
+    assert len(set(data_dir.rglob("*.parquet"))) == len(on_disk_before) + kept.written - kept.merged
+
+    # every snapshot still reads what it read before, from the merged files
+    assert table_rows(wh) == run_2
+    assert table_rows(wh, as_of=first) == run_1
+    assert table_rows(wh, as_of=second) == run_2
+    # run 2 replaced every entity's row: the feed the marts' refresh reads is unchanged
+    assert {c for c, *_ in feed_before} == {"delete", "insert"}
+    assert len({e for _, e, _ in feed_before}) == len(data)
+
+
+def test_a_failed_compaction_is_logged_and_the_run_still_succeeds(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    def full_disk(self: Writer, **_: object) -> None:
+        raise duckdb.IOException("No space left on device")
+
+    monkeypatch.setattr(Writer, "compact", full_disk)
+    common = {"api_key": SANDBOX_API_KEY, "server_hash": SANDBOX_SERVER_HASH}
+    with start_in_thread(SandboxConfig(entities=4, seed=3, processing_polls=0)) as sb:
+        s = settings(base_url=sb.base_url, warehouse=tmp_path / "wh", **common, **FAST)
+        with caplog.at_level(logging.WARNING, logger="bankconnect_etl.pipeline"):
+            run = run_sync(s)
+    assert run.status == "succeeded", run.error
+    assert scalar(tmp_path / "wh", "SELECT count(*) FROM entities") == 4
+    assert scalar(tmp_path / "wh", "SELECT count(*) FROM entity_credit_summary") == 4
+    skipped = [r.getMessage() for r in caplog.records if "compaction" in r.getMessage()]
+    assert skipped == ["compaction skipped: No space left on device"]
 
 
 # ---------------------------------------------------------------------- 7. raw zone
