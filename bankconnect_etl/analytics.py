@@ -334,19 +334,30 @@ def _shadow_base_tables(
 ) -> list[str]:
     """Temp tables named like the per-entity warehouse tables the models read, holding
     only the ``subset``'s rows: unqualified names resolve to them first, so the models' own
-    SQL computes those entities' rows alone. Copied once (one scan of each lake table), as
-    the models read some tables many times (measured: 2.4 s through filtering views for 50
-    entities of 5,000)."""
+    SQL computes those entities' rows alone. Copied once, as the models read some tables
+    many times (measured: 2.4 s through filtering views for 50 entities of 5,000).
+
+    Each copy first finds the range of row ids its rows hold (a scan of two columns), then
+    reads whole rows within that range only: DuckDB filters on ``entity_id`` only after
+    reading every column of every row, and DuckLake skips what lies outside a row-id
+    range. A sync's changed entities were just rewritten, so their rows are the newest and
+    the range is narrow (100 entities of 10,000: 0.89 s → 0.31 s for the transactions,
+    on one core); an entity whose rows are older only widens it."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE refresh_entities AS SELECT unnest(?::VARCHAR[]) AS entity_id",
         [subset],
     )
     names = set(ENTITY_TABLES)
     read = sorted(set().union(*(_references(m, names) for m in plan)))
+    of_subset = "entity_id IN (SELECT entity_id FROM temp.main.refresh_entities)"
     for table in read:
+        first, last = con.execute(
+            f"SELECT min(rowid), max(rowid) FROM {db}.main.{table} WHERE {of_subset}"  # noqa: S608
+        ).fetchone() or (None, None)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {db}.main.{table} "  # noqa: S608
-            "WHERE entity_id IN (SELECT entity_id FROM temp.main.refresh_entities)"
+            f"WHERE rowid BETWEEN ? AND ? AND {of_subset}",
+            [first, last],
         )
     return read
 
