@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         100, ge=1, le=10_000, description="entities per warehouse transaction (and Prefect task)"
     )
+    batch_max_wait_s: float = Field(
+        5.0,
+        gt=0,
+        description="a batch is loaded early, not full, once its first entity waited this long",
+    )
     transform_workers: int = Field(
         1,
         ge=0,

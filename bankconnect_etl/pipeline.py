@@ -74,15 +74,23 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def prefetch(items: Iterator[T], size: int) -> Iterator[T]:
-    """``items``, iterated on a thread of its own up to ``size`` items ahead of the caller.
+def prefetch_batches(
+    items: Iterator[T], size: int, *, ahead: int, max_wait_s: float | None = None
+) -> Iterator[list[T]]:
+    """``items`` in lists of ``size``, iterated on a thread of its own up to ``ahead`` items
+    ahead of the caller.
 
     A sync's fetching must not pause while the caller validates and commits a batch: the
     extractor's requests in flight would run out and its pool would idle. An error in
-    ``items`` is raised here; if the caller stops early, ``items`` is closed (which
-    cancels its requests) on its own thread.
+    ``items`` is raised here, after the list of the items before it; if the caller stops
+    early, ``items`` is closed (which cancels its requests) on its own thread.
+
+    With ``max_wait_s``, a list is also handed over, shorter, once its first item has
+    waited that long: when items trickle in (a nightly run where one entity in a hundred
+    changed), they are loaded during the run instead of all after its last request, and
+    a run that stops early has committed all but its last few seconds of fetching.
     """
-    q: queue.Queue = queue.Queue(maxsize=max(1, size))
+    q: queue.Queue = queue.Queue(maxsize=max(1, ahead))
     stop = threading.Event()
     end = object()
 
@@ -111,14 +119,29 @@ def prefetch(items: Iterator[T], size: int) -> Iterator[T]:
 
     thread = threading.Thread(target=run, name="fetch", daemon=True)
     thread.start()
+    batch: list[T] = []
+    due = 0.0  # when the batch's first item has waited max_wait_s
     try:
         while True:
-            item, exc = q.get()
+            waits = batch and max_wait_s is not None
+            try:
+                item, exc = q.get(timeout=max(0.0, due - time.monotonic()) if waits else None)
+            except queue.Empty:
+                yield batch
+                batch = []
+                continue
             if item is end:
+                if batch:
+                    yield batch
                 if exc is not None:
                     raise exc
                 return
-            yield item
+            if not batch and max_wait_s is not None:
+                due = time.monotonic() + max_wait_s
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
     finally:
         stop.set()
         thread.join()
@@ -465,8 +488,13 @@ def run_sync(
             run.stats = load_records(
                 w,
                 # fetching runs ahead (up to two batches) while batches are validated
-                # and committed
-                batched(prefetch(records(), 2 * settings.batch_size), settings.batch_size),
+                # and committed; a batch that fills slowly is loaded early
+                prefetch_batches(
+                    records(),
+                    settings.batch_size,
+                    ahead=2 * settings.batch_size,
+                    max_wait_s=settings.batch_max_wait_s,
+                ),
                 run_id=run.run_id,
                 archive=archive,
                 progress=advance,

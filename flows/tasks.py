@@ -1,8 +1,9 @@
 """What the flows share: settings from Secret blocks or the environment, the batch-load
 task, the run artifact.
 
-A task carries a batch of entities (``BANKCONNECT_BATCH_SIZE``, default 100), never one
-request: a Prefect task run costs about 4 ms here. The batch task is retried whole (a
+A task carries a batch of entities (``BANKCONNECT_BATCH_SIZE``, default 100, or fewer
+when they trickle in: ``BANKCONNECT_BATCH_MAX_WAIT_S``), never one request: a Prefect
+task run costs about 4 ms here. The batch task is retried whole (a
 warehouse transaction that failed left nothing behind); HTTP retries stay in the client.
 """
 

@@ -1,4 +1,5 @@
-"""pipeline.prefetch: a sync's fetching runs on its own thread, ahead of the loader."""
+"""pipeline.prefetch_batches: a sync's fetching runs on its own thread, ahead
+of the loader, and hands it batches: full ones, or what came within the wait."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import time
 
 import pytest
 
-from bankconnect_etl.pipeline import prefetch
+from bankconnect_etl.pipeline import prefetch_batches
+
+
+def prefetch(items, ahead: int):  # type: ignore[no-untyped-def]
+    """One item at a time, as the tests of the fetch thread read it."""
+    for batch in prefetch_batches(items, 1, ahead=ahead):
+        yield from batch
 
 
 def test_items_arrive_in_order_and_all_of_them() -> None:
@@ -54,8 +61,54 @@ def test_stopping_early_closes_the_producer_on_its_thread() -> None:
         finally:
             closed.set()
 
-    it = prefetch(items(), 3)
-    assert next(it) == 0
+    it = prefetch_batches(items(), 2, ahead=3)
+    assert next(it) == [0, 1]
     it.close()  # the consumer gave up (e.g. a load failed)
     assert closed.wait(5)
     assert not [t for t in threading.enumerate() if t.name == "fetch"]
+
+
+def test_batches_are_full_until_the_last() -> None:
+    got = list(prefetch_batches(iter(range(25)), 10, ahead=5, max_wait_s=60))
+    assert got == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+
+
+def test_a_batch_that_fills_slowly_is_handed_over_after_the_wait() -> None:
+    resume = threading.Event()
+
+    def items():  # type: ignore[no-untyped-def]
+        yield from (0, 1, 2)
+        assert resume.wait(10)  # the producer stalls until the test has the first batch
+        yield from (3, 4)
+
+    it = prefetch_batches(items(), 10, ahead=20, max_wait_s=0.2)
+    started = time.monotonic()
+    assert next(it) == [0, 1, 2]  # not full: only the wait can have ended it
+    assert 0.15 < time.monotonic() - started < 5
+    resume.set()
+    assert list(it) == [[3, 4]]
+
+
+def test_without_a_wait_a_stalled_batch_waits_to_fill() -> None:
+    resume = threading.Event()
+
+    def items():  # type: ignore[no-untyped-def]
+        yield 0
+        resume.wait(10)
+        yield 1
+
+    it = prefetch_batches(items(), 2, ahead=4)
+    threading.Timer(0.3, resume.set).start()
+    assert next(it) == [0, 1]
+    assert resume.is_set()
+
+
+def test_the_batch_before_an_error_is_handed_over_then_the_error_raised() -> None:
+    def items():  # type: ignore[no-untyped-def]
+        yield from (1, 2)
+        raise ValueError("bad page")
+
+    it = prefetch_batches(items(), 10, ahead=4, max_wait_s=60)
+    assert next(it) == [1, 2]  # fetched before the error: still loaded
+    with pytest.raises(ValueError, match="bad page"):
+        next(it)
