@@ -1,8 +1,9 @@
 """Benchmark of the nightly run: full load, then 1% changed, then nothing changed.
 
-Against a sandbox of N entities (default 10,000) with 50 ms of added latency, in its own
-process on core 0 (this one on core 1), statements already processed
-(``--processing-polls 0``, so every request is counted exactly):
+Against a sandbox of N entities (default 10,000) with 50 ms of added latency and its
+default processing (each analysis endpoint answers ``processing`` once, so a fetched
+entity is polled once more; ``--processing-polls 0``: statements already processed,
+nothing polled), in its own process on core 0 (this one on core 1):
 
 1. full:      ``run_sync`` into an empty warehouse (every entity fetched whole).
 2. 1% changed: the sandbox's time moves on (``/sandbox/advance``) with new statements
@@ -43,10 +44,21 @@ def main() -> int:
     ap.add_argument("--latency-ms", type=float, default=50.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--changed", type=float, default=0.01, help="share of entities changed")
+    ap.add_argument(
+        "--processing-polls",
+        type=int,
+        default=1,
+        help="polls each endpoint answers 'processing' before it completes (default: the "
+        "sandbox's own, 1; 0: statements already processed, nothing polled)",
+    )
     args = ap.parse_args()
 
     sandbox = Sandbox(
-        args.entities, "--latency-ms", str(args.latency_ms), "--processing-polls", "0"
+        args.entities,
+        "--latency-ms",
+        str(args.latency_ms),
+        "--processing-polls",
+        str(args.processing_polls),
     )
     sandbox.start()
     pin_to_client_cores()
@@ -79,8 +91,8 @@ def main() -> int:
                 )
 
             print(
-                f"sandbox: {args.entities:,} entities, {args.latency_ms:g} ms latency; "
-                f"concurrency {args.concurrency}",
+                f"sandbox: {args.entities:,} entities, {args.latency_ms:g} ms latency, "
+                f"{args.processing_polls} processing poll(s); concurrency {args.concurrency}",
                 flush=True,
             )
             timed("full load")
