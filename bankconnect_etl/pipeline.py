@@ -123,7 +123,7 @@ def prefetch_batches(
     due = 0.0  # when the batch's first item has waited max_wait_s
     try:
         while True:
-            waits = batch and max_wait_s is not None
+            waits = bool(batch) and max_wait_s is not None
             try:
                 item, exc = q.get(timeout=max(0.0, due - time.monotonic()) if waits else None)
             except queue.Empty:
