@@ -338,6 +338,9 @@ class Writer:
         return f"pid {h.get('pid')} on {h.get('host')}{run}, since {h.get('since')}"
 
     def _create_tables(self) -> None:
+        """Create the missing tables, and bring an existing table's partitioning to its
+        spec's (a lake written by an earlier version). DuckLake applies a new partitioning
+        to data written from then on; older files stay as they were written."""
         con = self._con
         existing = {
             r[0]
@@ -345,13 +348,20 @@ class Writer:
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]
             ).fetchall()
         }
-        missing = [t for t in TABLES if t not in existing]
-        if not missing:
+        partitioned = _partitioned_tables(con) if existing else set()
+        statements = []
+        for table, spec in TABLES.items():
+            if table not in existing:
+                statements += ddl(table)
+            elif spec.partition_date and table not in partitioned:
+                statements += ddl(table)[1:]
+            elif not spec.partition_date and table in partitioned:
+                statements.append(f"ALTER TABLE {LAKE}.{table} RESET PARTITIONED BY")
+        if not statements:
             return
         con.execute("BEGIN")
-        for table in missing:
-            for statement in ddl(table):
-                con.execute(statement)
+        for statement in statements:
+            con.execute(statement)
         con.execute("COMMIT")
 
     @property
@@ -527,6 +537,21 @@ class Writer:
             result.deleted,
         )
         return result
+
+
+def _partitioned_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The lake's tables that have partition keys now, read from its catalog (DuckLake
+    attaches it as ``__ducklake_metadata_<name>``; a reset leaves a partitioning with no
+    keys)."""
+    meta = f"__ducklake_metadata_{LAKE}"
+    rows = con.execute(
+        f"SELECT DISTINCT t.table_name FROM {meta}.ducklake_table t "
+        f"JOIN {meta}.ducklake_partition_info p ON p.table_id = t.table_id "
+        f"JOIN {meta}.ducklake_partition_column c "
+        "ON c.partition_id = p.partition_id AND c.table_id = t.table_id "
+        "WHERE t.end_snapshot IS NULL AND p.end_snapshot IS NULL"
+    ).fetchall()
+    return {name for (name,) in rows}
 
 
 def known_entities(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str | None, str]]:

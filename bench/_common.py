@@ -27,6 +27,10 @@ START_TIMEOUT_S = 180.0
 
 _SHARED = False
 
+# The machine's cores, read once at import: ``pin_to_client_cores`` narrows this process's
+# own affinity, and a sandbox started after it must still get core 0, not inherit core 1.
+_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
 
 def share_cores() -> None:
     """Pin nothing: the sandbox and the measured processes share every core, scheduled by
@@ -40,10 +44,9 @@ def cpu_split() -> tuple[set[int], set[int]]:
     the cores are shared."""
     if _SHARED:
         return set(), set()
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cpus) < 2:
+    if len(_CPUS) < 2:
         return set(), set()
-    return {cpus[0]}, set(cpus[1:])
+    return {_CPUS[0]}, set(_CPUS[1:])
 
 
 def _prepare_server() -> None:

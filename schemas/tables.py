@@ -304,25 +304,13 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("identities", Identities, ("entity_id", "account_id")),
         TableSpec("statements", Statements, ("entity_id", "statement_id")),
         TableSpec("transactions", Transactions, ("entity_id", "hash"), partition_date="txn_date"),
-        TableSpec(
-            "salary_transactions",
-            SalaryTransactions,
-            ("entity_id", "hash"),
-            partition_date="txn_date",
-        ),
-        TableSpec(
-            "lender_transactions",
-            LenderTransactions,
-            ("entity_id", "hash"),
-            partition_date="txn_date",
-        ),
+        # The three small transaction-like tables are not partitioned: about 4, 6 and 19
+        # rows per entity (against 400 in transactions), split by month they were files
+        # of a few rows each, and a DuckLake commit pays per file (see docs/decisions.md).
+        TableSpec("salary_transactions", SalaryTransactions, ("entity_id", "hash")),
+        TableSpec("lender_transactions", LenderTransactions, ("entity_id", "hash")),
         TableSpec("recurring_sets", RecurringSets, ("set_id",)),
-        TableSpec(
-            "recurring_set_transactions",
-            RecurringSetTransactions,
-            ("set_id", "hash"),
-            partition_date="txn_date",
-        ),
+        TableSpec("recurring_set_transactions", RecurringSetTransactions, ("set_id", "hash")),
         TableSpec(
             "fraud_flags",
             FraudFlags,

@@ -54,7 +54,7 @@ from bankconnect_etl.sandbox import (
     start_in_thread,
 )
 from bankconnect_etl.transform import entity_record
-from bankconnect_etl.warehouse import Writer, connect
+from bankconnect_etl.warehouse import Writer, _partitioned_tables, connect
 
 pytestmark = pytest.mark.integration
 
@@ -359,6 +359,44 @@ def test_rows_live_in_partitioned_parquet_not_in_the_catalog(synced) -> None:
         assert inside[0] not in months, f"{inside[0]}: two live files after the compaction"
         months.add(inside[0])
     assert len(months) > 1
+
+
+def test_a_lake_laid_out_by_an_earlier_version_takes_the_current_partitioning(
+    tmp_path: Path, rich
+) -> None:
+    """A lake whose salary_transactions were partitioned by month and transactions not (an
+    older layout): the next writer gives new data the current layout, the old files stay
+    readable, and once the layout is current opening a writer adds no snapshot."""
+    wh = tmp_path / "wh"
+    with Writer(wh, wait_s=30) as w:
+        w.con.execute(
+            "ALTER TABLE lake.salary_transactions "
+            "SET PARTITIONED BY (year(txn_date), month(txn_date))"
+        )
+        w.con.execute("ALTER TABLE lake.transactions RESET PARTITIONED BY")
+        load(w, rich[:4], "run-old", batch_size=4)
+    data = wh / "data" / "main"
+    old = set(data.rglob("*.parquet"))
+    load_run(wh, rich[4:], "run-new", batch_size=4)
+    new = set(data.rglob("*.parquet")) - old
+
+    def folders(files: set[Path], table: str) -> set[str]:
+        return {p.parent.relative_to(data / table).as_posix() for p in files if table in p.parts}
+
+    month = re.compile(r"year=\d{4}/month=\d{1,2}")
+    assert folders(old, "transactions") == {"."}
+    assert all(month.fullmatch(f) for f in folders(old, "salary_transactions"))
+    assert all(month.fullmatch(f) for f in folders(new, "transactions"))
+    assert folders(new, "salary_transactions") == {"."}
+    assert folders(new, "transactions") and folders(old, "salary_transactions")
+
+    with Writer(wh, wait_s=30) as w:
+        assert _partitioned_tables(w.con) == {"transactions"}
+        current = w.snapshot_id()
+    with Writer(wh, wait_s=30) as w:
+        assert w.snapshot_id() == current
+    load_run(tmp_path / "fresh", rich, "run-fresh", batch_size=4)
+    assert_same_tables(table_rows(wh), table_rows(tmp_path / "fresh"))
 
 
 # ---------------------------------------------------------------------- 3. a reader

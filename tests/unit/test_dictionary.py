@@ -34,3 +34,4 @@ def test_ddl_types_follow_the_contract() -> None:
     assert ddl("transactions")[1].endswith("SET PARTITIONED BY (year(txn_date), month(txn_date))")
     assert "raw_record JSON" in ddl("quarantine")[0]
     assert len(ddl("entities")) == 1  # not partitioned
+    assert len(ddl("salary_transactions")) == 1  # a few rows an entity: one file a batch
