@@ -507,8 +507,8 @@ class Writer:
 
         Each batch commit writes a file per table, and per month for ``transactions``, so
         a sync of 10,000 entities leaves about 1,400 files in ``transactions`` and 100 in
-        each other table. Every later scan and every replacement pays per file: a nightly run's
-        replacement of 100 scattered entities wrote a delete file into each (4.5 s
+        each other table. Every later scan and every replacement pays per file: a nightly
+        run's replacement of 100 scattered entities wrote a delete file into each (4.5 s
         against 0.9 s after merging), and the marts' refresh read them all (6.2 s against
         1.6 s). ``ducklake_merge_adjacent_files`` keeps time travel and the change feed
         (an old snapshot reads its rows from part of the merged file). The files it
