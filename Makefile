@@ -43,7 +43,7 @@ bench: $(VENV)/.bench
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/nightly.py
-	$(BIN)/python bench/peer_dlt.py
+	$(BIN)/python bench/peer_dlt.py --rounds 3
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
