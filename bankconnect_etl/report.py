@@ -398,7 +398,6 @@ def eod_chart(data: Data) -> str | None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    labels = data.account_labels
     limits = {o["account_id"]: float(o["od_limit_inr"]) for o in data.overdraft}
     series: dict[str, tuple[list[date], list[float]]] = {}
     eod_on: dict[tuple[str, date], float] = {}
@@ -430,7 +429,7 @@ def eod_chart(data: Data) -> str | None:
         handles: list[Any] = []  # legend order: accounts and limits, bands, markers
         for i, (account, (xs, ys)) in enumerate(series.items()):
             color = PALETTE[i % len(PALETTE)]
-            name = labels.get(account, account[:8])
+            name = data.label(account)
             (line,) = ax.step(xs, ys, where="post", color=color, linewidth=1.1, label=name)
             handles.append(line)
             limit = limits.get(account)

@@ -233,12 +233,16 @@ def ddl(table: str) -> list[str]:
     for f in arrow_schema(table):
         kind = "JSON" if (table, f.name) in JSON_COLUMNS else DUCKDB_TYPES[f.type]
         columns.append(f"{f.name} {kind}")
-    statements = [f"CREATE TABLE IF NOT EXISTS {LAKE}.{table} ({', '.join(columns)})"]
-    spec = TABLES[table]
-    if spec.partition_date:
-        d = spec.partition_date
-        statements.append(f"ALTER TABLE {LAKE}.{table} SET PARTITIONED BY (year({d}), month({d}))")
-    return statements
+    create = f"CREATE TABLE IF NOT EXISTS {LAKE}.{table} ({', '.join(columns)})"
+    return [create, partitioning(table)] if TABLES[table].partition_date else [create]
+
+
+def partitioning(table: str) -> str:
+    """The statement that gives ``table`` its spec's partitioning (or none)."""
+    d = TABLES[table].partition_date
+    if d:
+        return f"ALTER TABLE {LAKE}.{table} SET PARTITIONED BY (year({d}), month({d}))"
+    return f"ALTER TABLE {LAKE}.{table} RESET PARTITIONED BY"
 
 
 # ---------------------------------------------------------------------- the writer
@@ -353,10 +357,8 @@ class Writer:
         for table, spec in TABLES.items():
             if table not in existing:
                 statements += ddl(table)
-            elif spec.partition_date and table not in partitioned:
-                statements += ddl(table)[1:]
-            elif not spec.partition_date and table in partitioned:
-                statements.append(f"ALTER TABLE {LAKE}.{table} RESET PARTITIONED BY")
+            elif bool(spec.partition_date) != (table in partitioned):
+                statements.append(partitioning(table))
         if not statements:
             return
         con.execute("BEGIN")
