@@ -17,7 +17,8 @@ poll-until-complete), each in a fresh subprocess against a freshly started sandb
 Both tools get the same number of HTTP workers (``--concurrency``). Wall time is measured
 inside each subprocess around the pull alone (imports, sandbox start-up and the row
 counts after it are outside). Requests are counted the same way for all three, at
-``requests.adapters.HTTPAdapter.send`` (retries included).
+``urllib3.connectionpool.HTTPConnectionPool.urlopen``, under requests and ours alike
+(retries included).
 
 Printed: a table (tool, configuration, wall s, requests, transactions loaded) and the
 ratios dlt/ours (target at least 1.4) and ours/floor (target at most 1.15). The sandbox
@@ -51,6 +52,7 @@ from pathlib import Path
 
 import psutil
 import requests
+import urllib3
 from _common import Sandbox, pin_to_client_cores, share_cores, table
 
 HERE = Path(__file__).resolve().parent
@@ -61,15 +63,16 @@ DATASET = "bankconnect"
 
 
 def _count_requests() -> itertools.count:
-    """Count every HTTP request this process sends through ``requests`` (all three do)."""
+    """Count every HTTP request this process sends: all three send through urllib3's
+    connection pools (the floor and dlt by way of requests, ours directly)."""
     counter = itertools.count()
-    send = requests.adapters.HTTPAdapter.send
+    urlopen = urllib3.connectionpool.HTTPConnectionPool.urlopen
 
-    def counted(self, request, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
         next(counter)  # atomic under the GIL
-        return send(self, request, **kwargs)
+        return urlopen(self, method, url, *args, **kwargs)
 
-    requests.adapters.HTTPAdapter.send = counted  # type: ignore[method-assign]
+    urllib3.connectionpool.HTTPConnectionPool.urlopen = counted  # type: ignore[method-assign]
     return counter
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
+import urllib3
 
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.config import Settings
@@ -279,21 +280,23 @@ def test_listing_takes_the_page_size_from_the_first_page(make_sandbox) -> None:
 def test_a_next_link_to_another_host_is_followed_by_page_number_only(make_sandbox) -> None:
     api = make_sandbox(entities=25)
     with client_for(api) as c:
-        real = c.session.get
+        real = c.http.request
         hosts = set()
 
-        def spy(url, **kw):  # type: ignore[no-untyped-def]
+        def spy(method, url, **kw):  # type: ignore[no-untyped-def]
             hosts.add(urlsplit(url).netloc)
-            resp = real(url, **kw)
-            if "/entity/" in url and kw.get("params", {}).get("page"):
-                body = resp.json()
+            resp = real(method, url, **kw)
+            if "/entity/?" in url and "page=" in url:
+                body = json.loads(resp.data)
                 body.pop("count")
                 if body["next"]:
                     body["next"] = body["next"].replace(urlsplit(api.base).netloc, "evil.example")
-                resp._content = json.dumps(body).encode()
+                resp = urllib3.HTTPResponse(
+                    body=json.dumps(body).encode(), status=resp.status, headers=resp.headers
+                )
             return resp
 
-        c.session.get = spy  # type: ignore[method-assign]
+        c.http.request = spy  # type: ignore[method-assign]
         listing = list_entities(c)
     assert len(listing.entities) == 25 and hosts == {urlsplit(api.base).netloc}
 

@@ -1,4 +1,4 @@
-"""The client's error paths, retries, pacing and redaction, with an injected session."""
+"""The client's error paths, retries, pacing and redaction, with an injected connection pool."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import socket
 import time
 from email.utils import formatdate
 
+import certifi
 import pytest
-import requests
+import urllib3
+from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
 
 from bankconnect_etl.client import BankConnectClient, RateGate, redact_url
 from bankconnect_etl.config import Settings
@@ -36,17 +38,13 @@ OK = b'{"entity_id": "e1", "progress": [], "accounts": [], "fraud": {}}'
 
 def response(
     status: int, body: bytes = OK, ctype: str = "application/json", **headers: str
-) -> requests.Response:
-    r = requests.Response()
-    r.status_code = status
-    r._content = body
-    r.headers["content-type"] = ctype
-    r.headers.update(headers)
-    r.url = BASE + "/entity/e1/accounts/"
-    return r
+) -> urllib3.HTTPResponse:
+    return urllib3.HTTPResponse(
+        body=body, status=status, headers={"content-type": ctype, **headers}
+    )
 
 
-class FakeSession(requests.Session):
+class FakePool(urllib3.PoolManager):
     """Answers from a script of responses or exceptions; records what was asked."""
 
     def __init__(self, script: list) -> None:
@@ -54,8 +52,8 @@ class FakeSession(requests.Session):
         self.script = list(script)
         self.calls: list[dict] = []
 
-    def get(self, url, **kw):  # type: ignore[no-untyped-def, override]
-        self.calls.append({"url": url, **kw})
+    def request(self, method, url, **kw):  # type: ignore[no-untyped-def, override]
+        self.calls.append({"method": method, "url": url, **kw})
         nxt = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(nxt, BaseException):
             raise nxt
@@ -64,18 +62,18 @@ class FakeSession(requests.Session):
 
 def client(
     script: list, t: FakeClock | None = None, **settings: object
-) -> tuple[BankConnectClient, FakeSession, FakeClock]:
+) -> tuple[BankConnectClient, FakePool, FakeClock]:
     t = t or FakeClock(1000.0)
     settings = {"base_url": BASE, "api_key": API_KEY, "server_hash": SERVER_HASH, **settings}
-    session = FakeSession(script)
+    pool = FakePool(script)
     c = BankConnectClient(
         Settings.load(**settings),
-        session=session,
+        http=pool,
         clock=t,
         sleep=t.sleep,
         rng=random.Random(4),
     )
-    return c, session, t
+    return c, pool, t
 
 
 @pytest.mark.parametrize(
@@ -88,18 +86,16 @@ def client(
         response(429, b'{"detail": "throttled"}', **{"Retry-After": "1"}),
         response(200, b"<!DOCTYPE html><html>maintenance</html>", "text/html"),
         response(200, b'{"entity_id": "e1", "progr'),
-        requests.ConnectionError("Connection reset by peer"),
-        requests.exceptions.ChunkedEncodingError(
-            "IncompleteRead(100 bytes read, 200 more expected)"
-        ),
-        requests.ReadTimeout("Read timed out. (read timeout=60)"),
+        ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer")),
+        ProtocolError("Connection broken: IncompleteRead(100 bytes read, 200 more expected)"),
+        ReadTimeoutError(None, BASE, "Read timed out. (read timeout=60)"),
     ],
     ids=["500", "502", "503", "504", "429", "html-200", "truncated", "reset", "dropped", "timeout"],
 )
 def test_transient_failures_are_retried_then_succeed(failure: object) -> None:
-    c, session, t = client([failure, failure, response(200)])
+    c, pool, t = client([failure, failure, response(200)])
     assert c.analysis("e1", "accounts")["entity_id"] == "e1"
-    assert len(session.calls) == 3 and len(t.sleeps) == 2
+    assert len(pool.calls) == 3 and len(t.sleeps) == 2
     assert c.metrics.snapshot().total_retries == 2
 
 
@@ -114,10 +110,10 @@ def test_transient_failures_are_retried_then_succeed(failure: object) -> None:
     ],
 )
 def test_client_errors_are_raised_at_once(status: int, error: type) -> None:
-    c, session, _ = client([response(status, b'{"detail": "nope"}')])
+    c, pool, _ = client([response(status, b'{"detail": "nope"}')])
     with pytest.raises(error) as info:
         c.analysis("e1", "accounts")
-    assert len(session.calls) == 1
+    assert len(pool.calls) == 1
     assert f"HTTP {status}" in str(info.value) and "accounts" in str(info.value)
 
 
@@ -201,21 +197,21 @@ def test_backoff_is_full_jitter_within_exponential_bounds() -> None:
 
 
 def test_attempts_are_capped() -> None:
-    c, session, _ = client([response(503)], max_attempts=4)
+    c, pool, _ = client([response(503)], max_attempts=4)
     with pytest.raises(ServerError) as info:
         c.analysis("e1", "accounts")
-    assert len(session.calls) == 4 and info.value.attempts == 4
+    assert len(pool.calls) == 4 and info.value.attempts == 4
     assert "gave up after 4 attempts" in str(info.value)
 
 
 def test_total_retry_time_is_capped() -> None:
-    c, session, t = client(
+    c, pool, t = client(
         [response(429, **{"Retry-After": "20"})], max_attempts=50, max_retry_time_s=60
     )
     with pytest.raises(RateLimitedError):
         c.analysis("e1", "accounts")
     assert (
-        sum(t.sleeps) == 60 and len(session.calls) == 4
+        sum(t.sleeps) == 60 and len(pool.calls) == 4
     )  # at 0, 20, 40, 60 s; an 80 s try would pass the cap
 
 
@@ -229,14 +225,15 @@ def test_rate_limit_paces_all_requests() -> None:
 
 def test_headers_sent_where_the_api_asks_for_them() -> None:
     page = response(200, b'{"count": 0, "next": null, "previous": null, "results": []}')
-    c, session, _ = client([page, response(200)], access_token_secret="tok-secret")
+    c, pool, _ = client([page, response(200)], access_token_secret="tok-secret")
     c.entity_page(1)
     c.analysis("e1", "accounts")
-    page_headers, analysis_headers = session.calls[0]["headers"], session.calls[1]["headers"]
+    page_headers, analysis_headers = pool.calls[0]["headers"], pool.calls[1]["headers"]
     assert page_headers["x-api-key"] == API_KEY and page_headers["server-hash"] == SERVER_HASH
     assert "server-hash" not in analysis_headers
     assert len(page_headers["ACCESS_TOKEN"]) == 64 and page_headers["TIMESTAMP"].isdigit()
-    assert session.calls[0]["timeout"] == (5.0, 60.0)
+    timeout = pool.calls[0]["timeout"]
+    assert (timeout.connect_timeout, timeout.read_timeout) == (5.0, 60.0)
 
 
 def test_secrets_never_appear_in_errors_reprs_or_logs(caplog: pytest.LogCaptureFixture) -> None:
@@ -252,9 +249,9 @@ def test_secrets_never_appear_in_errors_reprs_or_logs(caplog: pytest.LogCaptureF
     with pytest.raises(MalformedResponseError) as cut:
         c.get_pdfs("e1")
     with pytest.raises(TransportError) as transport:
-        client(
-            [requests.ConnectionError(f"failed for {BASE}/x?api_key={API_KEY}")], max_attempts=1
-        )[0].entity("e1")
+        client([ProtocolError(f"failed for {BASE}/x?api_key={API_KEY}")], max_attempts=1)[0].entity(
+            "e1"
+        )
     texts = [str(auth.value), str(cut.value), str(transport.value), repr(c.settings), caplog.text]
     for text in texts:
         for secret in (API_KEY, SERVER_HASH, "PDFPW0412"):
@@ -326,26 +323,26 @@ def test_settings_from_a_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_redirects_are_not_followed() -> None:
-    c, session, _ = client([response(302, b"", **{"Location": "https://elsewhere.test/x"})])
+    c, pool, _ = client([response(302, b"", **{"Location": "https://elsewhere.test/x"})])
     with pytest.raises(
         UnexpectedStatusError, match=r"redirect to https://elsewhere\.test/x not followed"
     ):
         c.analysis("e1", "accounts")
-    assert session.calls[0]["allow_redirects"] is False and len(session.calls) == 1
+    assert pool.calls[0]["redirect"] is False and len(pool.calls) == 1
 
 
 def test_only_paths_under_the_base_url_are_requested() -> None:
-    c, session, _ = client([response(200)])
+    c, pool, _ = client([response(200)])
     with pytest.raises(ValueError, match="expected a path under the base URL"):
         c.get_json("entity_list", "https://elsewhere.test/bank-connect/v1/entity/?page=2")
-    assert session.calls == []
+    assert pool.calls == []
 
 
 @pytest.mark.parametrize("header", ["abc", "-1", "1.5"])
 def test_an_unreadable_retry_after_counts_as_absent(header: str) -> None:
-    c, session, t = client([response(429, **{"Retry-After": header}), response(200)])
+    c, pool, t = client([response(429, **{"Retry-After": header}), response(200)])
     assert c.analysis("e1", "accounts")["entity_id"] == "e1"
-    assert len(session.calls) == 2 and len(t.sleeps) == 1
+    assert len(pool.calls) == 2 and len(t.sleeps) == 1
 
 
 def test_a_retry_after_beyond_the_budget_gives_up_without_pausing_the_pool() -> None:
@@ -382,10 +379,10 @@ def test_an_analysis_body_without_progress_is_malformed(body: bytes, problem: st
 
 
 def test_tls_and_url_problems_are_fatal_and_show_their_cause() -> None:
-    c, session, _ = client([requests.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED: self-signed")])
+    c, pool, _ = client([SSLError("CERTIFICATE_VERIFY_FAILED: self-signed")])
     with pytest.raises(ConnectionSetupError, match="CERTIFICATE_VERIFY_FAILED"):
         c.analysis("e1", "accounts")
-    assert len(session.calls) == 1
+    assert len(pool.calls) == 1
 
 
 def test_a_refused_connection_names_the_real_cause() -> None:
@@ -439,3 +436,34 @@ def test_a_url_with_credentials_is_refused_without_echoing_them() -> None:
             server_hash=SERVER_HASH,
         )
     assert "S3cretKey" not in str(info.value) and "apiuser" not in str(info.value)
+
+
+def test_a_listing_page_and_link_go_in_the_query_string() -> None:
+    page = response(200, b'{"count": 0, "next": null, "previous": null, "results": []}')
+    c, pool, _ = client([page])
+    c.entity_page(3, link_id="link 7/a")
+    assert pool.calls[0]["method"] == "GET"
+    assert pool.calls[0]["url"] == BASE + "/entity/?page=3&link_id=link+7%2Fa"
+
+
+def _pool_for(base: str) -> urllib3.PoolManager:
+    settings = Settings.load(base_url=base, api_key=API_KEY, server_hash=SERVER_HASH)
+    with BankConnectClient(settings) as c:
+        return c.http
+
+
+def test_the_environment_proxy_and_ca_bundle_are_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "corp-ca.pem"))
+    pool = _pool_for(BASE)
+    assert isinstance(pool, urllib3.ProxyManager)
+    assert pool.proxy is not None and pool.proxy.host == "proxy.corp.test"
+    assert pool.connection_pool_kw["ca_certs"] == str(tmp_path / "corp-ca.pem")
+    monkeypatch.setenv("NO_PROXY", "localhost,.example.test")  # the API's host is exempt
+    assert not isinstance(_pool_for(BASE), urllib3.ProxyManager)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    assert _pool_for(BASE).connection_pool_kw["ca_certs"] == certifi.where()
