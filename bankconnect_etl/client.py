@@ -24,14 +24,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from urllib.request import getproxies, proxy_bypass
 
 import certifi
 import orjson
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import InvalidHeader, LocationValueError, SSLError
+from urllib3.exceptions import (
+    InvalidHeader,
+    LocationValueError,
+    ProxySchemeUnknown,
+    SSLError,
+)
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util import Retry
 
@@ -41,6 +46,7 @@ from bankconnect_etl.errors import (
     ApiError,
     AuthError,
     BadRequestError,
+    ConfigError,
     ConnectionSetupError,
     MalformedResponseError,
     NotFoundError,
@@ -209,12 +215,13 @@ class BankConnectClient:
     def _new_pool(self, size: int) -> urllib3.PoolManager:
         """One pool for every worker, ``size`` connections kept, none refused beyond it.
 
-        urllib3 directly, not through requests: requests' per-call work (preparing and
-        merging the request, cookies, hooks, the Response wrapper) cost 0.3 to 0.5 ms of
-        CPU a request here, a sixth of a full load's client CPU (docs/decisions.md). What
-        requests would have taken from the environment is read once, here: the proxy for
-        the API's scheme unless ``no_proxy`` covers its host, and ``REQUESTS_CA_BUNDLE``
-        or ``CURL_CA_BUNDLE`` (else certifi's bundle, as requests uses).
+        urllib3 directly, not through requests: requests' work around each call
+        (preparing and merging the request, cookies, hooks, the Response wrapper) cost
+        about 0.3 ms of CPU a request here, on top of 0.25 ms for the rest of a small GET
+        (docs/decisions.md). What requests took from the environment is read once, here:
+        the proxy for the API's scheme unless ``no_proxy`` covers its host (credentials
+        in its URL become a Proxy-Authorization header), and ``REQUESTS_CA_BUNDLE`` or
+        ``CURL_CA_BUNDLE`` (else certifi's bundle, as requests used).
         """
         bundle = (
             os.environ.get("REQUESTS_CA_BUNDLE")
@@ -228,9 +235,19 @@ class BankConnectClient:
         }
         parts = urlsplit(self.base_url)
         proxy = None if proxy_bypass(parts.hostname or "") else getproxies().get(parts.scheme)
-        if proxy:
+        if not proxy:
+            return urllib3.PoolManager(**options)
+        where = f"{parts.scheme.upper()}_PROXY"
+        try:
+            auth = urllib3.util.parse_url(proxy).auth
+            if auth:
+                options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=unquote(auth))
             return urllib3.ProxyManager(proxy, **options)
-        return urllib3.PoolManager(**options)
+        except (ProxySchemeUnknown, LocationValueError) as exc:
+            raise ConfigError(
+                f"{where} is not a usable proxy URL ({type(exc).__name__})",
+                hint="use http://host:port or https://host:port, or unset it",
+            ) from None
 
     def close(self) -> None:
         self.http.clear()

@@ -467,3 +467,21 @@ def test_the_environment_proxy_and_ca_bundle_are_used(
     assert not isinstance(_pool_for(BASE), urllib3.ProxyManager)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     assert _pool_for(BASE).connection_pool_kw["ca_certs"] == certifi.where()
+
+
+def test_proxy_credentials_become_a_header_and_a_bad_proxy_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://svc%40corp:Pr0xyPass@proxy.corp.test:3128")
+    pool = _pool_for(BASE)
+    assert isinstance(pool, urllib3.ProxyManager)
+    assert pool.proxy_headers["proxy-authorization"] == urllib3.make_headers(
+        proxy_basic_auth="svc@corp:Pr0xyPass"
+    )["proxy-authorization"]
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:Pr0xyPass@proxy.corp.test:1080")
+    with pytest.raises(ConfigError) as info:
+        _pool_for(BASE)
+    assert "HTTPS_PROXY is not a usable proxy URL" in str(info.value)
+    assert "Pr0xyPass" not in str(info.value) and info.value.hint
