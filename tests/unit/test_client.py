@@ -477,9 +477,10 @@ def test_proxy_credentials_become_a_header_and_a_bad_proxy_is_one_clear_error(
     monkeypatch.setenv("HTTPS_PROXY", "http://svc%40corp:Pr0xyPass@proxy.corp.test:3128")
     pool = _pool_for(BASE)
     assert isinstance(pool, urllib3.ProxyManager)
-    assert pool.proxy_headers["proxy-authorization"] == urllib3.make_headers(
-        proxy_basic_auth="svc@corp:Pr0xyPass"
-    )["proxy-authorization"]
+    assert (
+        pool.proxy_headers["proxy-authorization"]
+        == urllib3.make_headers(proxy_basic_auth="svc@corp:Pr0xyPass")["proxy-authorization"]
+    )
     monkeypatch.setenv("HTTPS_PROXY", "socks5://user:Pr0xyPass@proxy.corp.test:1080")
     with pytest.raises(ConfigError) as info:
         _pool_for(BASE)
