@@ -19,9 +19,9 @@ from typing import IO, Any
 _HEADER = 8
 # Added to the worker's nice value. A sync's HTTP threads wait on the network most of the
 # time and must get the CPU as soon as a response arrives, or the pool of in-flight
-# requests idles; a transform can wait a few milliseconds without cost. On a shared core
-# (2,000 sandbox entities, client on one core): fetch phase 33.5 -> 31.5 s, run 38.3 ->
-# 36.2 s, medians of 5 alternating pairs (docs/decisions.md).
+# requests idles; a transform can wait a few milliseconds without cost. With the client
+# and its worker on one core (2,000 sandbox entities): fetch phase 33.5 -> 31.5 s, run
+# 38.3 -> 36.2 s, medians of 5 alternating pairs (docs/decisions.md).
 NICENESS = 10
 
 
