@@ -622,6 +622,33 @@ def test_compaction_merges_small_files_and_keeps_time_travel_and_the_change_feed
     assert len({e for _, e, _ in feed_before}) == len(data)
 
 
+def test_compaction_leaves_files_at_or_above_the_bound_as_they_are(tmp_path: Path, rich) -> None:
+    """A run's compaction rewrites its new small files, not the lake's older big ones
+    (unbounded, every run rewrote whole partitions)."""
+    wh = tmp_path / "wh"
+    live = "SELECT data_file, data_file_size_bytes FROM ducklake_list_files('lake', ?)"
+    load_run(wh, rich[:4], "run-1", batch_size=2)
+    with Writer(wh, wait_s=30) as w:
+        w.compact()
+        tables = ("transactions", "entities")
+        before = {t: dict(w.con.execute(live, [t]).fetchall()) for t in tables}
+    bound = min(size for files in before.values() for size in files.values())
+    load_run(wh, rich[4:8], "run-2", batch_size=2)  # new entities: two commits, new files
+    rows = table_rows(wh)
+    with Writer(wh, wait_s=30) as w:
+        bounded = w.compact(max_file_bytes=bound)
+        after = {t: dict(w.con.execute(live, [t]).fetchall()) for t in before}
+        default = w.compact()  # the 8 MB bound: these files are all far smaller
+        final = {t: dict(w.con.execute(live, [t]).fetchall()) for t in before}
+    for table, files in before.items():
+        assert set(files) <= set(after[table]), f"{table}: a file over the bound was rewritten"
+        assert set(files) - set(final[table]), f"{table}: the default bound merged none of them"
+    # the two commits' small entities files were merged with each other, the big one kept
+    assert len(after["entities"]) == 2 and bounded.merged >= 2
+    assert default.merged > 0
+    assert table_rows(wh) == rows
+
+
 def test_a_failed_compaction_is_logged_and_the_run_still_succeeds(
     tmp_path: Path, monkeypatch, caplog
 ) -> None:
