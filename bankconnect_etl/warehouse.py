@@ -282,6 +282,7 @@ class Writer:
         self.run_id = run_id
         self.con: duckdb.DuckDBPyConnection | None = None
         self._lock: filelock.FileLock | None = None
+        self.lock_waited_s = 0.0  # how long another writer kept this one waiting
 
     def __enter__(self) -> Writer:
         self.paths.data.mkdir(parents=True, exist_ok=True)
@@ -330,7 +331,8 @@ class Writer:
                     f"another writer held the warehouse for {self.wait_s:.0f} s: {self._holder()}",
                     hint="wait for it to finish, or raise BANKCONNECT_WRITER_WAIT_S",
                 ) from None
-            log.warning("writer lock acquired after %.1f s", time.monotonic() - started)
+            self.lock_waited_s = time.monotonic() - started
+            log.warning("writer lock acquired after %.1f s", self.lock_waited_s)
         self._lock = lock
         holder = {
             "pid": os.getpid(),

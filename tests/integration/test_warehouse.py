@@ -549,6 +549,49 @@ def test_a_second_writer_waits_then_succeeds_or_gives_up_naming_the_holder(
     assert f"pid {holder.pid} " in message and "holder-run" in message
 
 
+def test_a_sync_that_waited_for_the_writer_lists_the_entities_again(
+    tmp_path: Path, make_sandbox
+) -> None:
+    """A sync lists the entities while it opens the warehouse. When another writer kept it
+    waiting, that listing is stale: the entities created meanwhile are in the run all the
+    same, because it lists again once it holds the lock."""
+    api = make_sandbox(entities=3, processing_polls=0)
+    wh = tmp_path / "wh"
+    s = settings(
+        base_url=api.base,
+        api_key=SANDBOX_API_KEY,
+        server_hash=SANDBOX_SERVER_HASH,
+        warehouse=wh,
+        writer_wait_s=60,
+        **FAST,
+    )
+    done: dict[str, pipeline.RunResult] = {}
+    holder = helper("hold", str(wh), stdin=subprocess.PIPE)
+    try:
+        read_line(holder, "held")
+        with BankConnectClient(s) as client:
+            sync = threading.Thread(
+                target=lambda: done.update(run=run_sync(s, client=client)), daemon=True
+            )
+            sync.start()
+            deadline = time.monotonic() + 30
+            while client.metrics.snapshot().total_requests < 1:  # the first listing's page
+                assert time.monotonic() < deadline, "the sync never listed the entities"
+                time.sleep(0.02)
+            time.sleep(0.3)  # its answer read: that listing has the three entities
+            late = api.post("/entity/", json={"link_id": "LATE"}).json()["entity_id"]
+            release(holder)
+            sync.join(timeout=120)
+        holder.wait(timeout=30)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    run = done["run"]
+    assert run.status == "succeeded", run.error
+    assert run.sync["seen"] == 4 and run.sync["new"] == 4
+    assert late in scalar(wh, "SELECT list(entity_id) FROM entities")
+
+
 # ---------------------------------------------------------------------- 6. time travel
 
 
