@@ -245,9 +245,9 @@ def load(con: duckdb.DuckDBPyConnection, entity_id: str) -> Data:
                    sum(m.inflow_inr) AS inflow_inr, sum(m.outflow_inr) AS outflow_inr,
                    sum(m.abb_daily_inr) AS abb_inr, sum(m.negative_eod_days) AS negative_days,
                    sum(o.income_inr) AS income_inr, sum(o.salary_income_inr) AS salary_inr,
-                   sum(o.emi_inr) AS emi_inr,
-                   CAST(sum(o.emi_inr) AS DOUBLE) / nullif(CAST(sum(o.income_inr) AS DOUBLE), 0)
-                       AS foir
+                   sum(o.emi_due_inr) AS emi_due_inr,
+                   CAST(sum(o.emi_due_inr) AS DOUBLE)
+                       / nullif(CAST(sum(o.income_inr) AS DOUBLE), 0) AS foir
             FROM account_monthly m
             JOIN obligations_monthly o USING (entity_id, account_id, month)
             WHERE m.entity_id = ? GROUP BY m.month ORDER BY m.month
@@ -520,7 +520,7 @@ def flows_chart(data: Data) -> str | None:
         ]
         for key, offset, color, label in (
             ("salary_inr", -0.2, SALARY, "salary amount"),
-            ("emi_inr", 0.2, INK, "EMI amount"),
+            ("emi_due_inr", 0.2, INK, "EMIs due"),
         ):
             ticks = [
                 (x + offset, float(m[key])) for x, m in zip(xs, data.months, strict=True) if m[key]
@@ -564,15 +564,22 @@ SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("complete_months", "Complete months", count),
     ("income_basis", "Income basis", text),
     ("avg_monthly_income_inr", "Average monthly income ({last6})", inr),
-    ("avg_monthly_obligations_inr", "Average monthly EMIs ({last6})", inr),
+    ("avg_monthly_obligations_inr", "Average monthly EMIs due ({last6})", inr),
     ("foir", "FOIR ({last6})", pct),
     ("abb_last_3_complete_months_inr", "ABB ({last3})", inr),
     ("abb_last_6_complete_months_inr", "ABB ({last6})", inr),
     ("bounces_last_3_months", "Bounces, last 3 months", count),
     ("bounces_last_6_months", "Bounces, last 6 months", count),
     ("high_severity_bounces_last_6_months", "High-severity bounces, last 6 months", count),
+    (
+        "deposited_cheque_returns_last_6_months",
+        "Cheques paid in and returned (payer's bounce), last 6 months",
+        count,
+    ),
     ("salary_months", "Months with salary", count),
     ("salary_stability", "Salary stability", text),
+    ("salary_amount_unchanged", "Salary the same every month", text),
+    ("salary_multiple_of_1000", "Salary a multiple of 1,000", text),
     ("cash_deposit_share", "Cash deposits, share of credits", pct),
     ("negative_eod_days", "Negative-balance days (non-overdraft accounts)", count),
     ("od_utilisation", "Overdraft utilisation (average)", pct),
@@ -592,6 +599,7 @@ NEEDS_TRANSACTIONS = frozenset(
         "bounces_last_3_months",
         "bounces_last_6_months",
         "high_severity_bounces_last_6_months",
+        "deposited_cheque_returns_last_6_months",
         "salary_months",
         "salary_stability",
         "negative_eod_days",
@@ -608,7 +616,8 @@ NEEDS_TRANSACTIONS = frozenset(
 HIGHLIGHT_LEGEND = (
     f"Values in red need a closer look: FOIR above {FOIR_LIMIT:.0%}; any failed statement, "
     "high-severity bounce, negative-balance day, day over the overdraft limit, fraud finding "
-    "or running-balance break; irregular salary; a sync that did not complete."
+    "or running-balance break; irregular salary, or the same round-thousands salary every "
+    "month; a sync that did not complete."
 )
 
 
@@ -656,6 +665,8 @@ def _warn(summary: dict) -> set[str]:
         flags.add("sync_status")
     if summary.get("salary_stability") == "irregular":
         flags.add("salary_stability")
+    if summary.get("salary_amount_unchanged") and summary.get("salary_multiple_of_1000"):
+        flags |= {"salary_amount_unchanged", "salary_multiple_of_1000"}
     return flags
 
 
@@ -847,7 +858,7 @@ def render(
         parts.append(chart)
         parts.append(
             _table(
-                ("Month", "Complete", "Inflow", "Outflow", "ABB", "Income", "EMIs", "FOIR"),
+                ("Month", "Complete", "Inflow", "Outflow", "ABB", "Income", "EMIs due", "FOIR"),
                 (
                     (
                         esc(month_label(m["month"])),
@@ -856,7 +867,7 @@ def render(
                         esc(inr(m["outflow_inr"])),
                         esc(inr(m["abb_inr"])),
                         esc(inr(m["income_inr"])),
-                        esc(inr(m["emi_inr"])),
+                        esc(inr(m["emi_due_inr"])),
                         esc(pct(m["foir"])),
                     )
                     for m in reversed(data.months)

@@ -2,7 +2,10 @@
 -- An entity-month adds up the entity's accounts; it is complete when every account with
 -- days in that month covers the whole month. "Last N complete months" are the entity's N
 -- latest complete months (fewer when it has fewer); bounce windows are the N calendar
--- months ending with the month of the entity's last transaction.
+-- months ending with the month of the entity's last transaction, and count the applicant's
+-- own bounces (a cheque deposited with the applicant and returned is the payer's: counted
+-- apart). Without a transaction, what the transactions would tell (bounces, negative days,
+-- salary, breaks) is unknown (null), not zero.
 
 WITH entity AS (
     SELECT entity_id, link_id, sync_status, last_synced_at
@@ -36,7 +39,7 @@ entity_months AS (
 ),
 
 entity_flows AS (
-    SELECT entity_id, month, sum(emi_inr) AS obligations_inr, sum(income_inr) AS income_inr
+    SELECT entity_id, month, sum(emi_due_inr) AS obligations_inr, sum(income_inr) AS income_inr
     FROM obligations_monthly
     GROUP BY entity_id, month
 ),
@@ -108,10 +111,17 @@ bases AS (
 bounces AS (
     SELECT
         b.entity_id,
-        count(*) FILTER (WHERE b.month > d.last_month - INTERVAL 3 MONTH) AS bounces_last_3_months,
-        count(*) FILTER (WHERE b.month > d.last_month - INTERVAL 6 MONTH) AS bounces_last_6_months,
+        count(*) FILTER (
+            WHERE b.month > d.last_month - INTERVAL 3 MONTH AND b.event_type <> 'cheque_deposited'
+        ) AS bounces_last_3_months,
+        count(*) FILTER (
+            WHERE b.month > d.last_month - INTERVAL 6 MONTH AND b.event_type <> 'cheque_deposited'
+        ) AS bounces_last_6_months,
         count(*) FILTER (WHERE b.month > d.last_month - INTERVAL 6 MONTH AND b.severity = 'high')
-            AS high_severity_bounces_last_6_months
+            AS high_severity_bounces_last_6_months,
+        count(*) FILTER (
+            WHERE b.month > d.last_month - INTERVAL 6 MONTH AND b.event_type = 'cheque_deposited'
+        ) AS deposited_cheque_returns_last_6_months
     FROM bounce_events AS b
     INNER JOIN dates AS d USING (entity_id)
     GROUP BY b.entity_id
@@ -124,7 +134,9 @@ salary_accounts AS (
         months_with_salary,
         salary_gap_months,
         months_since_last_salary,
-        credit_day_spread_days
+        credit_day_spread_days,
+        amount_unchanged,
+        amount_multiple_of_1000
     FROM salary_monthly
 ),
 
@@ -140,7 +152,11 @@ salary AS (
                 ELSE 'irregular'
             END
             ORDER BY months_with_salary DESC, account_id
-        ) AS salary_stability
+        ) AS salary_stability,
+        first(amount_unchanged ORDER BY months_with_salary DESC, account_id)
+            AS salary_amount_unchanged,
+        first(amount_multiple_of_1000 ORDER BY months_with_salary DESC, account_id)
+            AS salary_multiple_of_1000
     FROM salary_accounts
     GROUP BY entity_id
 ),
@@ -148,7 +164,7 @@ salary AS (
 cash AS (
     SELECT
         entity_id,
-        CAST(sum(amount_inr) FILTER (WHERE channel = 'cash_deposit') AS DOUBLE)
+        CAST(coalesce(sum(amount_inr) FILTER (WHERE channel = 'cash_deposit'), 0) AS DOUBLE)
             / nullif(CAST(sum(amount_inr) AS DOUBLE), 0) AS cash_deposit_share
     FROM account_channel_monthly
     WHERE direction = 'credit'
@@ -189,18 +205,28 @@ SELECT
     w.foir,
     w.abb_last_3_complete_months_inr,
     w.abb_last_6_complete_months_inr,
-    coalesce(bo.bounces_last_3_months, 0) AS bounces_last_3_months,
-    coalesce(bo.bounces_last_6_months, 0) AS bounces_last_6_months,
-    coalesce(bo.high_severity_bounces_last_6_months, 0) AS high_severity_bounces_last_6_months,
-    coalesce(sa.salary_months, 0) AS salary_months,
-    coalesce(sa.salary_stability, 'none') AS salary_stability,
+    CASE WHEN d.entity_id IS NOT NULL THEN coalesce(bo.bounces_last_3_months, 0) END
+        AS bounces_last_3_months,
+    CASE WHEN d.entity_id IS NOT NULL THEN coalesce(bo.bounces_last_6_months, 0) END
+        AS bounces_last_6_months,
+    CASE WHEN d.entity_id IS NOT NULL THEN coalesce(bo.high_severity_bounces_last_6_months, 0) END
+        AS high_severity_bounces_last_6_months,
+    CASE
+        WHEN d.entity_id IS NOT NULL THEN coalesce(bo.deposited_cheque_returns_last_6_months, 0)
+    END AS deposited_cheque_returns_last_6_months,
+    CASE WHEN d.entity_id IS NOT NULL THEN coalesce(sa.salary_months, 0) END AS salary_months,
+    CASE WHEN d.entity_id IS NOT NULL THEN coalesce(sa.salary_stability, 'none') END
+        AS salary_stability,
+    sa.salary_amount_unchanged,
+    sa.salary_multiple_of_1000,
     ca.cash_deposit_share,
-    CAST(coalesce(ba.negative_eod_days, 0) AS BIGINT) AS negative_eod_days,
+    CASE WHEN d.entity_id IS NOT NULL THEN CAST(coalesce(ba.negative_eod_days, 0) AS BIGINT) END
+        AS negative_eod_days,
     ba.od_utilisation,
     coalesce(f.api_fraud_flags, 0) AS api_fraud_flags,
     coalesce(f.api_fraud_types, []) AS api_fraud_types,
     coalesce(s.fraudulent_statement_count, 0) AS fraudulent_statement_count,
-    coalesce(br.balance_breaks, 0) AS balance_breaks
+    CASE WHEN d.entity_id IS NOT NULL THEN coalesce(br.balance_breaks, 0) END AS balance_breaks
 FROM entity AS e
 LEFT JOIN account_counts AS a USING (entity_id)
 LEFT JOIN statement_counts AS s USING (entity_id)

@@ -102,9 +102,19 @@ def test_bounce_windows_end_with_the_last_transaction_month(book: Book) -> None:
     bounces_fixture(book)
     summary = book.one("FROM entity_credit_summary")
     assert summary["last_txn_date"] == date(2024, 8, 31)
-    assert summary["bounces_last_3_months"] == 7  # June 1, July 2, August 4
-    assert summary["bounces_last_6_months"] == 9  # March to August
+    # the applicant's own: June 1, July 2, August 3 (not the deposited cheque of 12 August)
+    assert summary["bounces_last_3_months"] == 6
+    assert summary["bounces_last_6_months"] == 8  # March to August
     assert summary["high_severity_bounces_last_6_months"] == 7
+    assert summary["deposited_cheque_returns_last_6_months"] == 1  # the payer's failure
+
+
+def test_a_deposited_cheque_that_came_back_is_not_income(book: Book) -> None:
+    bounces_fixture(book)
+    august = book.one("FROM obligations_monthly WHERE month = '2024-08-01'")
+    # credits of August: the 25,000 cheque (returned the same day) and the 7,000 reversal
+    # of the applicant's own cheque (a bounce reversal): no income at all
+    assert august["credit_income_inr"] == D("0.00")
 
 
 def integrity_fixture(book: Book) -> list[dict]:

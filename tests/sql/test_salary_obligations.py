@@ -46,6 +46,7 @@ def test_salary_months_gaps_spread_and_fraud_flags(book: Book) -> None:
     assert first["amount_multiple_of_1000"] is True
     summary = book.one("FROM entity_credit_summary")
     assert (summary["salary_months"], summary["salary_stability"]) == (3, "irregular")
+    assert (summary["salary_amount_unchanged"], summary["salary_multiple_of_1000"]) == (True, True)
 
 
 def test_a_salary_that_stopped_before_the_statement_ends(book: Book) -> None:
@@ -94,6 +95,8 @@ def test_salary_month_with_two_credits_and_a_changing_amount(book: Book) -> None
     assert june["amount_multiple_of_1000"] is False  # 45,500
     summary = book.one("FROM entity_credit_summary")
     assert (summary["salary_months"], summary["salary_stability"]) == (3, "stable")
+    assert summary["salary_amount_unchanged"] is False
+    assert summary["salary_multiple_of_1000"] is False
 
 
 def obligations_fixture(book: Book) -> None:
@@ -153,6 +156,7 @@ def obligations_fixture(book: Book) -> None:
             cr("2024-02-09", "100000.00", channel="net_banking_transfer"),  # lender endpoint only
             cr("2024-02-10", "8000.00", channel="cash_deposit"),  # income
             dr("2024-02-11", "12000.00", channel="auto_debit_payment"),  # lender endpoint only
+            cr("2024-02-12", "9000.00", channel="investment_cashin"),  # a redemption: savings
             dr("2024-03-11", "100.00"),
         ],
     )
@@ -187,3 +191,50 @@ def test_income_without_salary_excludes_what_is_not_income(book: Book) -> None:
     mar = book.one("FROM obligations_monthly WHERE account_id = 'biz' AND month = '2024-03-01'")
     assert (mar["income_inr"], mar["emi_inr"], mar["foir"]) == (D("0.00"), D("0.00"), None)
     assert book.one("FROM entity_credit_summary")["income_basis"] == "mixed"
+
+
+def test_an_instalment_the_bank_never_debited_is_still_owed(book: Book) -> None:
+    """A NACH EMI of 5,000 debited in January, February and April; in March only its
+    return charge shows. A yearly premium debited in January 2024 and January 2025 is
+    not missed in the months between."""
+    book.entity("e1")
+    book.account("e1", "a1")
+    emi = {"channel": "auto_debit_payment"}
+    rows = book.txns(
+        "e1",
+        "a1",
+        "100000.00",
+        [
+            cr("2024-01-01", "20000.00", channel="net_banking_transfer"),
+            dr("2024-01-05", "5000.00", **emi),
+            dr("2024-01-20", "12000.00", **emi),  # the yearly premium
+            cr("2024-02-01", "20000.00", channel="net_banking_transfer"),
+            dr("2024-02-05", "5000.00", **emi),
+            cr("2024-03-01", "20000.00", channel="net_banking_transfer"),
+            dr("2024-03-05", "590.00", channel="bank_charge", description="ach_bounce_charge"),
+            cr("2024-04-01", "20000.00", channel="net_banking_transfer"),
+            dr("2024-04-05", "5000.00", **emi),
+            dr("2025-01-20", "12000.00", **emi),
+        ],
+    )
+    book.recurring("emi", "auto_debit_payment", [rows[1], rows[4], rows[8]])
+    book.recurring("premium", "auto_debit_payment", [rows[2], rows[9]])
+    book.refresh()
+    got = {
+        r["month"].month: r
+        for r in book.rows_of(
+            "FROM obligations_monthly WHERE month BETWEEN '2024-01-01' AND '2024-05-01'"
+        )
+    }
+    march = got[3]
+    assert (march["emi_inr"], march["emi_count"]) == (D("0.00"), 0)
+    assert (march["missed_emi_inr"], march["missed_emi_count"]) == (D("5000.00"), 1)
+    assert march["emi_due_inr"] == D("5000.00")
+    assert march["foir"] == pytest.approx(5000 / 20000)
+    for month in (2, 4, 5):  # paid, paid, and May: after the EMI's last debit
+        assert (got[month]["missed_emi_count"], got[month]["missed_emi_inr"]) == (0, D("0.00"))
+    assert got[2]["emi_due_inr"] == D("5000.00")
+    assert got[1]["emi_due_inr"] == D("17000.00")  # both debited
+    summary = book.one("FROM entity_credit_summary")
+    # complete months January to April: 17,000 + 5,000 + 5,000 (missed) + 5,000
+    assert summary["avg_monthly_obligations_inr"] == D("8000.00")

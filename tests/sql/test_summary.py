@@ -66,7 +66,9 @@ def test_negative_days_count_on_accounts_without_an_overdraft_limit(book: Book) 
     book.txns("e1", "a1", "100.00", [dr("2024-01-01", "150.00"), cr("2024-01-03", "100.00")])
     book.refresh()
     assert book.one("FROM account_monthly")["negative_eod_days"] == 2  # 1st and 2nd
-    assert book.one("FROM entity_credit_summary")["negative_eod_days"] == 2
+    summary = book.one("FROM entity_credit_summary")
+    assert summary["negative_eod_days"] == 2
+    assert summary["cash_deposit_share"] == 0.0  # credits, none of them cash: 0, not unknown
 
 
 def test_every_entity_has_a_row_even_without_statements_or_transactions(book: Book) -> None:
@@ -83,5 +85,17 @@ def test_every_entity_has_a_row_even_without_statements_or_transactions(book: Bo
         assert r["complete_months"] == 0 and r["first_txn_date"] is None
         assert r["avg_monthly_income_inr"] is None and r["foir"] is None
         assert r["abb_last_3_complete_months_inr"] is None
-        assert r["salary_stability"] == "none" and r["income_basis"] is None
-        assert r["bounces_last_6_months"] == 0 and r["api_fraud_types"] == []
+        assert r["income_basis"] is None and r["api_fraud_types"] == []
+        # no transactions is no evidence: unknown, never a clean zero
+        unknown = (
+            "bounces_last_3_months",
+            "bounces_last_6_months",
+            "high_severity_bounces_last_6_months",
+            "deposited_cheque_returns_last_6_months",
+            "salary_months",
+            "salary_stability",
+            "negative_eod_days",
+            "balance_breaks",
+            "cash_deposit_share",
+        )
+        assert {k: r[k] for k in unknown} == dict.fromkeys(unknown)

@@ -380,7 +380,10 @@ def test_small_negative_balances_and_breaks_are_marked(lake: duckdb.DuckDBPyConn
     assert summary(normal)["Running-balance breaks (recomputed)"] == "1"
     assert 'id="eod-running-balance-breaks"' in normal
     assert 'id="eod-salary-credits"' in normal and 'id="eod-bounces"' in normal
-    assert 'id="flows-salary-amount"' in normal and 'id="flows-EMI-amount"' in normal
+    assert 'id="flows-salary-amount"' in normal and 'id="flows-EMIs-due"' in normal
+    rows = summary(normal)
+    assert rows["Salary the same every month"] in {"yes", "no"}
+    assert rows["Salary a multiple of 1,000"] in {"yes", "no"}
 
 
 def test_header_names_the_holder_bank_and_number(lake: duckdb.DuckDBPyConnection) -> None:
