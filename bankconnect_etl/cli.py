@@ -1,7 +1,8 @@
 """The ``bankconnect-etl`` command.
 
-Exit codes: 0 success; 1 the run failed; 2 a usage or configuration error (one line on
-stderr, with a hint; ``--debug`` shows the traceback); 130 interrupted.
+Exit codes: 0 success; 1 the run failed (or waited too long for another writer); 2 a usage
+or configuration error (one line on stderr, with a hint; ``--debug`` adds the traceback);
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from bankconnect_etl import __version__
@@ -17,7 +19,7 @@ from bankconnect_etl.cli_analytics import add_commands as add_analytics_commands
 from bankconnect_etl.cli_sync import add_commands as add_sync_commands
 from bankconnect_etl.cli_sync import configure_logging
 from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
-from bankconnect_etl.errors import UserError
+from bankconnect_etl.errors import UserError, WarehouseBusyError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -307,11 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except UserError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        return EXIT_USAGE
+        # waiting hours for another writer is a run that could not run, not a usage error
+        return EXIT_FAILED if isinstance(exc, WarehouseBusyError) else EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -144,7 +144,14 @@ def _sync(args: argparse.Namespace, kind: str, **selection: object) -> int:
         run = run_sync(settings, kind=kind, progress=progress, **selection)  # type: ignore[arg-type]
     for line in summary_lines(run):
         print(line)
-    return 0 if run.status == "succeeded" else 1
+    if run.status == "succeeded":
+        return 0
+    print(
+        "hint: `bankconnect-etl doctor` checks the settings, the API and the warehouse; "
+        "the next run picks up where this one stopped",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def run_nightly(args: argparse.Namespace) -> int:

@@ -152,10 +152,24 @@ def query_output(con: duckdb.DuckDBPyConnection, query: str, fmt: str = "table")
             con.unregister("query_result")
         return "\n".join(line for (line,) in lines)
     except duckdb.Error as exc:
-        raise UserError(
-            f"sql: {str(exc).splitlines()[0]}",
-            hint='tables: bankconnect-etl sql "SHOW TABLES"',
-        ) from exc
+        first, hint = _sql_error(str(exc))
+        raise UserError(f"sql: {first}", hint=hint) from exc
+
+
+def _sql_error(text: str) -> tuple[str, str]:
+    """DuckDB's error as one line, and the best hint: its own suggestion when it has one
+    ('Did you mean "transactions"?', 'Candidate bindings: ...')."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else text
+    for line in lines[1:]:
+        if line.startswith(("Did you mean", "Candidate bindings")):
+            return first, line
+    if "read-only mode" in first:
+        return (
+            first,
+            "the warehouse is read-only here: only syncs write (nightly, backfill, rebuild)",
+        )
+    return first, 'tables: bankconnect-etl sql "SHOW TABLES"'
 
 
 def run_shell(args: argparse.Namespace) -> int:

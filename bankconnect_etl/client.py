@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 from urllib.request import getproxies, proxy_bypass
 
 import certifi
@@ -265,14 +265,18 @@ class BankConnectClient:
         return self.get_json("entity_list", "/entity/", params=params, server_hash=True)
 
     def entity(self, entity_id: str) -> dict:
-        return self.get_json("entity", f"/entity/{entity_id}/", server_hash=True)
+        return self.get_json("entity", f"/entity/{quote(entity_id, safe='')}/", server_hash=True)
 
     def analysis(self, entity_id: str, endpoint: str) -> dict:
         """accounts, identity, transactions, salary, recurring_transactions, lender_transactions."""
-        return self.get_json(endpoint, f"/entity/{entity_id}/{endpoint}/", check=_has_progress)
+        return self.get_json(
+            endpoint, f"/entity/{quote(entity_id, safe='')}/{endpoint}/", check=_has_progress
+        )
 
     def get_pdfs(self, entity_id: str) -> dict:
-        return self.get_json("get_pdfs", f"/entity/{entity_id}/get_pdfs/", server_hash=True)
+        return self.get_json(
+            "get_pdfs", f"/entity/{quote(entity_id, safe='')}/get_pdfs/", server_hash=True
+        )
 
     def link_overview(self, link_id: str) -> dict:
         return self.get_json("link_overview", "/entity/link_overview/", params={"link_id": link_id})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from bankconnect_etl.errors import AuthError, BankConnectETLError
 
@@ -59,9 +60,10 @@ def _api(settings: object) -> Check:
         return Check(
             "API auth",
             "fail",
+            # the message already names the two settings; the fix adds what it cannot know
             _error(exc)[0],
-            "check BANKCONNECT_API_KEY and BANKCONNECT_SERVER_HASH (and the access token "
-            "secret if your account uses one)",
+            "if both are right, the access token secret (BANKCONNECT_ACCESS_TOKEN_SECRET) "
+            "if your account uses one",
         )
     except BankConnectETLError as exc:
         detail, hint = _error(exc)
@@ -94,12 +96,33 @@ def _extensions() -> Check:
     return Check("DuckDB extensions", "ok", "ducklake and sqlite_scanner load from their packages")
 
 
+def _unwritable(root: Path) -> str | None:
+    """Why a sync could not create a warehouse at ``root`` (None when it could): a file in
+    the way, or no write permission on the nearest existing directory."""
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                return f"{path} is a file, not a directory"
+            if not os.access(path, os.W_OK | os.X_OK):
+                return f"{path} is not writable"
+            return None
+    return None
+
+
 def _catalog(settings: object) -> Check:
     from bankconnect_etl.errors import NoWarehouseError
     from bankconnect_etl.warehouse import Paths, connect
 
     root = settings.warehouse  # type: ignore[attr-defined]
     if not Paths(root).catalog.exists():
+        problem = _unwritable(Path(root))
+        if problem:
+            return Check(
+                "catalog",
+                "fail",
+                f"cannot create a warehouse at {root}/: {problem}",
+                "set BANKCONNECT_WAREHOUSE to a directory this user can write",
+            )
         return Check("catalog", "warn", f"no warehouse at {root}/ yet", "the first sync creates it")
     try:
         con = connect(root)

@@ -15,6 +15,7 @@ import queue
 import secrets
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -558,6 +559,15 @@ def check_selection(
             "a backfill needs entities to cover",
             hint="give --entity-id ID, --link-id ID (each repeatable) or --all",
         )
+    for entity_id in entity_ids or ():
+        try:
+            uuid.UUID(str(entity_id))
+        except ValueError:
+            raise UserError(
+                f"--entity-id {entity_id!r} is not an entity id (BankConnect's are UUIDs)",
+                hint="copy it from the warehouse: "
+                'bankconnect-etl sql "SELECT entity_id, link_id FROM entities"',
+            ) from None
 
 
 def dry_run(

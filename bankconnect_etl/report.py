@@ -750,6 +750,15 @@ def _identity(data: Data) -> tuple[list[str], list[str]]:
     return list(names.values()), list(data.account_labels.values())
 
 
+def _no_statements(sync_status: str | None) -> str:
+    """Why the warehouse holds no statement for an entity, as far as its sync knows."""
+    if sync_status == "pending":
+        return "Its statements are still being processed by BankConnect; a later sync fetches them."
+    if sync_status == "failed":
+        return "The last sync could not fetch this entity; see its row in `runs`."
+    return "No statements were uploaded."
+
+
 def _banners(data: Data, names: list[str]) -> list[str]:
     """Warnings that change how every figure below should be read."""
     s, out = data.summary, []
@@ -758,7 +767,7 @@ def _banners(data: Data, names: list[str]) -> list[str]:
     total = s.get("statement_count") or 0
     if not data.has_transactions:
         if not total:
-            reason = "No statements were uploaded."
+            reason = _no_statements(s.get("sync_status"))
         elif failed and len(failed) == total:
             reason = (
                 f"{'The only statement' if total == 1 else f'All {total} statements'} could "
@@ -982,7 +991,7 @@ def _bounces(data: Data) -> str:
 def _integrity(data: Data) -> str:
     parts = ["<section><h2>Statements and integrity</h2>"]
     if not data.statements:
-        parts.append(_note("No statements were uploaded for this entity."))
+        parts.append(_note(_no_statements(data.summary.get("sync_status"))))
     else:
         parts.append(
             _table(

@@ -285,7 +285,13 @@ class Writer:
         self.lock_waited_s = 0.0  # how long another writer kept this one waiting
 
     def __enter__(self) -> Writer:
-        self.paths.data.mkdir(parents=True, exist_ok=True)
+        try:
+            self.paths.data.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(
+                f"cannot create the warehouse at {self.paths.root}/: {exc.strerror or exc}",
+                hint="set BANKCONNECT_WAREHOUSE to a directory this user can write",
+            ) from exc
         self._acquire()
         try:
             _use_wal(self.paths.catalog)

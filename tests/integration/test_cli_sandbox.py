@@ -78,6 +78,10 @@ def test_sandbox_says_where_it_listens_serves_and_stops_on_ctrl_c() -> None:
         (["sandbox", "--port", "http"], "--port: expected a port number"),
         (["sandbox", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
+        (
+            ["backfill", "--entity-id", "../sandbox/state"],
+            "--entity-id '../sandbox/state' is not an entity id",
+        ),
     ],
 )
 def test_bad_flags_get_one_line_and_a_hint(args: list[str], expected: str) -> None:
@@ -100,6 +104,7 @@ def test_port_in_use_is_a_user_error_and_debug_shows_the_traceback() -> None:
         assert "Traceback" not in r.stderr
         debug = run("--debug", "sandbox", "--port", port)
         assert "Traceback" in debug.stderr
+        assert debug.returncode == 2  # the traceback shown, the exit code unchanged
 
 
 def test_access_token_mode_needs_its_secret_from_the_environment() -> None:
@@ -137,3 +142,39 @@ def test_demo_syncs_the_sandbox_into_a_warehouse_and_queries_it(tmp_path: Path) 
     seen = re.search(r"entities: 28 seen: 3 new, (\d) changed, (\d+) unchanged", again.stdout)
     assert seen, again.stdout
     assert int(seen[1]) >= 1 and int(seen[1]) + int(seen[2]) == 25
+
+
+def test_ctrl_c_during_a_sync_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, the transform worker too: only the run
+    reports it."""
+    import os
+
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    env |= {"BANKCONNECT_SANDBOX_ENTITIES": "3000", "BANKCONNECT_WAREHOUSE": str(tmp_path / "wh")}
+    proc = subprocess.Popen(
+        [COMMAND, "nightly"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(
+            "transform_worker" in " ".join(c.cmdline())
+            for c in psutil.Process(proc.pid).children(recursive=True)
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, "no worker started"
+            time.sleep(0.2)
+        time.sleep(1.0)  # batches in flight
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().endswith("interrupted")
+    assert "Traceback" not in err

@@ -44,7 +44,7 @@ from bankconnect_etl.schemas.tables import ENTITY_TABLES, TABLES
 from bankconnect_etl import pipeline, raw
 from bankconnect_etl.client import BankConnectClient
 from bankconnect_etl.config import Settings
-from bankconnect_etl.errors import WarehouseBusyError
+from bankconnect_etl.errors import WarehouseBusyError, WarehouseError
 from bankconnect_etl.extract import Extractor, list_entities
 from bankconnect_etl.pipeline import load_records, rebuild_from_raw, run_sync
 from bankconnect_etl.sandbox import (
@@ -595,7 +595,7 @@ def test_a_sync_that_waited_for_the_writer_lists_the_entities_again(
 # ---------------------------------------------------------------------- 6. time travel
 
 
-def test_time_travel_by_snapshot_and_timestamp_in_python_and_the_cli(tmp_path: Path, rich) -> None:
+def test_time_travel_in_python_and_the_cli_and_sql_errors_with_hints(tmp_path: Path, rich) -> None:
     wh = tmp_path / "wh"
     data = rich[:4]
     before = load_run(wh, data, "run-1")
@@ -625,6 +625,17 @@ def test_time_travel_by_snapshot_and_timestamp_in_python_and_the_cli(tmp_path: P
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "2001-01-01" in errors[0], r.stderr
     assert all(line.startswith(("error:", "hint:")) for line in r.stderr.splitlines())
+
+    # DuckDB's own suggestion is the hint; a write names the read-only warehouse
+    for sql, hint in (
+        ("SELECT count(*) FROM transaction", 'hint: Did you mean "transactions"?'),
+        ("SELECT amout FROM transactions", 'hint: Candidate bindings: "amount"'),
+        ("DELETE FROM entities", "hint: the warehouse is read-only here"),
+    ):
+        r = cli("sql", sql, warehouse=wh, cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        first, second = r.stderr.splitlines()[-2:]
+        assert first.startswith("error: sql: ") and second.startswith(hint), r.stderr
 
 
 def test_compaction_merges_small_files_and_keeps_time_travel_and_the_change_feed(
@@ -919,3 +930,11 @@ def test_the_warehouse_opens_by_any_path_to_its_folder(tmp_path: Path, monkeypat
     assert scalar(moved, "SELECT count(*) FROM transactions") == n
     load_run(moved, rich[1:2], "run-2")
     assert scalar(moved, "SELECT count(DISTINCT entity_id) FROM transactions") == 2
+
+
+def test_a_warehouse_path_under_a_file_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(WarehouseError) as err, Writer(tmp_path / "file" / "wh"):
+        pass
+    assert "cannot create the warehouse at" in str(err.value)
+    assert "BANKCONNECT_WAREHOUSE" in (err.value.hint or "")

@@ -263,9 +263,26 @@ def test_normal_report_shows_findings_in_rupees(lake: duckdb.DuckDBPyConnection)
 def test_entity_without_statements(lake: duckdb.DuckDBPyConnection) -> None:
     doc = render(lake, EMPTY)
     assert "<svg" not in doc
-    assert "No statements were uploaded for this entity." in doc
+    assert "No statements were uploaded." in section(doc, "Statements and integrity")
     assert "No transactions: nothing to chart." in doc
     assert FETCHES.search(doc) is None
+
+
+def test_an_entity_still_processing_is_not_said_to_have_no_statements(
+    lake: duckdb.DuckDBPyConnection,
+) -> None:
+    lake.execute(
+        "UPDATE entity_credit_summary SET sync_status = 'pending' WHERE entity_id = ?", [EMPTY]
+    )
+    try:
+        doc = render(lake, EMPTY)
+    finally:
+        lake.execute(
+            "UPDATE entity_credit_summary SET sync_status = 'empty' WHERE entity_id = ?", [EMPTY]
+        )
+    assert "No statements were uploaded" not in doc
+    assert "still being processed by BankConnect" in banners(doc)[0]
+    assert "still being processed by BankConnect" in section(doc, "Statements and integrity")
 
 
 def test_entity_whose_statement_failed(lake: duckdb.DuckDBPyConnection) -> None:
