@@ -50,7 +50,8 @@ SELECT
     transaction_channel AS channel,
     sum(amount) AS amount,
     count(*) AS transaction_count,
-    coalesce(sum(amount) FILTER (WHERE is_income_credit), 0)
-        - coalesce(sum(amount) FILTER (WHERE is_returned_deposit), 0) AS income_amount
+    coalesce(
+        sum(CASE WHEN is_income_credit THEN amount WHEN is_returned_deposit THEN -amount END), 0
+    ) AS income_amount
 FROM classified
 GROUP BY entity_id, account_id, month, transaction_type, transaction_channel
