@@ -34,6 +34,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import (
     InvalidHeader,
     LocationValueError,
+    NewConnectionError,
     ProxySchemeUnknown,
     SSLError,
 )
@@ -375,7 +376,10 @@ class BankConnectClient:
                 retries=False,
             )  # the body is read in here: a connection dropped mid-body raises here
         except Urllib3Error as exc:
-            kind = "timeout" if isinstance(exc, Urllib3Timeout) else "connection"
+            # urllib3 files a refused connection and a failed DNS lookup (NewConnectionError)
+            # under its connect-timeout class: they are connection errors all the same
+            timed_out = isinstance(exc, Urllib3Timeout) and not isinstance(exc, NewConnectionError)
+            kind = "timeout" if timed_out else "connection"
             self.metrics.request(endpoint, kind, 0, self.clock() - t0)
             cause = self.redact(_root_cause(exc))[:SNIPPET]
             shown = redact_url(url)

@@ -398,6 +398,7 @@ def test_a_refused_connection_names_the_real_cause() -> None:
     with BankConnectClient(settings) as c, pytest.raises(TransportError) as info:
         c.entity("e1")
     assert "Connection refused" in str(info.value) and API_KEY not in str(info.value)
+    assert "connection error" in str(info.value)  # not "timeout": nothing timed out
 
 
 def test_errors_survive_pickling() -> None:
