@@ -91,6 +91,17 @@ income_credits AS (
     GROUP BY entity_id, account_id, month
 ),
 
+returned_deposits AS (  -- cheques paid in that came back: the credit was never income
+    SELECT
+        entity_id,
+        account_id,
+        CAST(date_trunc('month', txn_date) AS DATE) AS month,
+        sum(amount) AS returned
+    FROM stg_bounce_signals
+    WHERE family = 'cheque' AND role = 'return' AND transaction_type = 'debit'
+    GROUP BY ALL
+),
+
 combined AS (
     SELECT
         m.entity_id,
@@ -105,13 +116,15 @@ combined AS (
         coalesce(l.loan_disbursal_count, 0) AS loan_disbursal_count,
         CASE WHEN s.account_id IS NULL THEN 'credits' ELSE 'salary' END AS income_basis,
         CAST(coalesce(sal.salary_income, 0) AS DECIMAL(18, 2)) AS salary_income_inr,
-        CAST(coalesce(c.credit_income, 0) AS DECIMAL(18, 2)) AS credit_income_inr
+        CAST(coalesce(c.credit_income, 0) - coalesce(r.returned, 0) AS DECIMAL(18, 2))
+            AS credit_income_inr
     FROM months AS m
     LEFT JOIN lender AS l USING (entity_id, account_id, month)
     LEFT JOIN missed AS x USING (entity_id, account_id, month)
     LEFT JOIN salaried AS s USING (entity_id, account_id)
     LEFT JOIN salary AS sal USING (entity_id, account_id, month)
     LEFT JOIN income_credits AS c USING (entity_id, account_id, month)
+    LEFT JOIN returned_deposits AS r USING (entity_id, account_id, month)
 )
 
 SELECT

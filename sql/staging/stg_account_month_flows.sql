@@ -4,8 +4,7 @@
 -- credits that counts as income when the account has no salary. Not income: self
 -- transfers, loan disbursals (lender_transaction credits, or named by the lender
 -- endpoint), refunds and NEFT returns, bounce reversals, international arbitrage,
--- investment redemptions. A deposited cheque that comes back (a return debit on a cheque
--- bounce channel) takes its amount back out of the month's income.
+-- investment redemptions.
 
 WITH disbursals AS (
     SELECT entity_id, hash
@@ -33,11 +32,7 @@ classified AS (
                 'investment_cashin'
             )
             AND t.description NOT IN ('self_transfer', 'neft_return', 'lender_transaction')
-            AS is_income_credit,
-        t.transaction_type = 'debit'
-            AND t.transaction_channel IN ('inward_cheque_bounce', 'outward_cheque_bounce')
-            AND t.description NOT IN ('ach_bounce_charge', 'chq_bounce_charge', 'chq_bounce_insuff_funds')
-            AS is_returned_deposit
+            AS is_income_credit
     FROM stg_transactions AS t
     LEFT JOIN disbursals AS d ON d.entity_id = t.entity_id AND d.hash = t.hash
 )
@@ -50,8 +45,6 @@ SELECT
     transaction_channel AS channel,
     sum(amount) AS amount,
     count(*) AS transaction_count,
-    coalesce(
-        sum(CASE WHEN is_income_credit THEN amount WHEN is_returned_deposit THEN -amount END), 0
-    ) AS income_amount
+    coalesce(sum(amount) FILTER (WHERE is_income_credit), 0) AS income_amount
 FROM classified
 GROUP BY entity_id, account_id, month, transaction_type, transaction_channel
