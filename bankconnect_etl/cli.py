@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from bankconnect_etl import __version__
 from bankconnect_etl.cli_analytics import add_commands as add_analytics_commands
@@ -249,10 +250,12 @@ def _run_sandbox(args: argparse.Namespace) -> int:
 
 DEMO_HELP = """\
 Start the sandbox on a free loopback port, pull from it, and print what came back.
+Run it again and the sandbox's time moves on one step: the run fetches only what changed.
+A warehouse keeps the sandbox world it was filled from; another world needs its own folder.
 
 examples:
   bankconnect-etl demo
-  bankconnect-etl demo --entities 50 --seed 3
+  bankconnect-etl demo --entities 500 --seed 3 --warehouse /tmp/warehouse-500
 """
 
 
@@ -266,17 +269,26 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--entities",
         type=_non_negative(int),
-        default=60,
-        help="sandbox entities (default: %(default)s)",
+        help="sandbox entities (default: BANKCONNECT_SANDBOX_ENTITIES, else 60)",
     )
-    p.add_argument("--seed", type=int, default=1, help="sandbox seed (default: %(default)s)")
+    p.add_argument(
+        "--seed", type=int, help="sandbox seed (default: BANKCONNECT_SANDBOX_SEED, else 1)"
+    )
+    p.add_argument(
+        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+    )
     p.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from bankconnect_etl.demo import run_demo
 
-    return run_demo(lambda line: print(line, flush=True), entities=args.entities, seed=args.seed)
+    return run_demo(
+        lambda line: print(line, flush=True),
+        entities=args.entities,
+        seed=args.seed,
+        warehouse=args.warehouse,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def run_backfill(args: argparse.Namespace) -> int:
     check_selection(args.entity_ids, args.link_ids, args.all)
     selection = {"entity_ids": args.entity_ids, "link_ids": args.link_ids, "force": args.force}
     if args.dry_run:
-        with upstream(_settings(args)) as settings:
+        with upstream(_settings(args), record=False) as settings:
             plan = dry_run(settings, **selection)  # type: ignore[arg-type]
         for line in plan_lines(plan):
             print(line)

@@ -28,6 +28,10 @@ from bankconnect_etl.errors import ConfigError
 ENV_PREFIX = "BANKCONNECT_"
 EXAMPLE_BASE_URL = "https://portal.finbox.in/bank-connect/v1"
 Signer = Callable[[str, str], str]  # (timestamp, secret) -> ACCESS_TOKEN
+_SIGNER_HINT = (
+    "name a function(timestamp, secret) -> token as module:function, importable by this "
+    "Python (installed in .venv or on PYTHONPATH); unset it for HMAC-SHA256"
+)
 
 
 def hmac_sha256_signer(timestamp: str, secret: str) -> str:
@@ -112,6 +116,13 @@ class Settings(BaseSettings):
     raw_retention_days: int = Field(
         30, ge=0, description="days of raw responses kept (0: keep forever)"
     )
+    sandbox_entities: int = Field(
+        60,
+        ge=0,
+        le=1_000_000,
+        description="entities of the embedded sandbox (used when BANKCONNECT_BASE_URL is unset)",
+    )
+    sandbox_seed: int = Field(1, description="seed of the embedded sandbox: same seed, same data")
 
     @field_validator("base_url")
     @classmethod
@@ -188,11 +199,13 @@ class Settings(BaseSettings):
             fn = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(
-                f"BANKCONNECT_ACCESS_TOKEN_SIGNER: cannot import {self.access_token_signer}: {exc}"
+                f"BANKCONNECT_ACCESS_TOKEN_SIGNER: cannot import {self.access_token_signer}: {exc}",
+                hint=_SIGNER_HINT,
             ) from None
         if not callable(fn):
             raise ConfigError(
-                f"BANKCONNECT_ACCESS_TOKEN_SIGNER: {self.access_token_signer} is not callable"
+                f"BANKCONNECT_ACCESS_TOKEN_SIGNER: {self.access_token_signer} is not callable",
+                hint=_SIGNER_HINT,
             )
         return fn
 

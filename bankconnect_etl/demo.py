@@ -4,9 +4,12 @@ Starts the sandbox on a free loopback port, runs the nightly sync into ``./wareh
 ``BANKCONNECT_WAREHOUSE``) exactly as a scheduled run would (list, fetch, poll, validate,
 load, record the run), prints the run summary and a sample query, and stops the sandbox.
 
-Each demo after the first moves the sandbox's time on by one more step than the last
-(new entities, new statements for some others), so a second ``demo`` shows what a nightly
-run does: fetch the new and changed entities, skip the rest after one request each.
+Each demo after the first moves the sandbox's time on one step from where the warehouse's
+last run left it (new entities, new statements for some others), so a second ``demo``
+shows what a nightly run does: fetch the new and changed entities, skip the rest after one
+request each. The warehouse remembers the world (``upstream.sandbox_world``), so a
+``nightly`` between demos sees the same data as the last run, and another world (other
+``--entities`` or ``--seed``) needs its own warehouse.
 """
 
 from __future__ import annotations
@@ -14,55 +17,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import requests
-
 from bankconnect_etl.config import Settings
-from bankconnect_etl.errors import NoWarehouseError
 from bankconnect_etl.pipeline import run_sync
 from bankconnect_etl.render import format_table, summary_lines
-from bankconnect_etl.sandbox import (
-    SANDBOX_API_KEY,
-    SANDBOX_SERVER_HASH,
-    SandboxConfig,
-    start_in_thread,
-)
+from bankconnect_etl.upstream import STEP, sandbox_world, upstream
 from bankconnect_etl.warehouse import connect
 
 
 def run_demo(
     say: Callable[[str], None],
-    entities: int = 60,
-    seed: int = 1,
+    entities: int | None = None,
+    seed: int | None = None,
     warehouse: Path | None = None,
 ) -> int:
-    """Run the demo, reporting each line through ``say`` (the CLI prints them)."""
-    steps = _previous_demos(warehouse or Settings.load().warehouse)
-    # Statements already processed, as a real API has them between nightly runs (a fresh
-    # sandbox would otherwise show every statement as just uploaded, so changed).
-    with start_in_thread(SandboxConfig(entities=entities, seed=seed, processing_polls=0)) as sb:
-        overrides: dict = {
-            "base_url": sb.base_url,
-            "api_key": SANDBOX_API_KEY,
-            "server_hash": SANDBOX_SERVER_HASH,
-        }
-        if warehouse is not None:
-            overrides["warehouse"] = warehouse
-        settings = Settings.load(**overrides)
-        for _ in range(steps):  # the world as the last demo left it, then one step on
-            requests.post(
-                f"{sb.url}/sandbox/advance", params=ADVANCE, timeout=30
-            ).raise_for_status()
-        said = f"sandbox: {entities} entities, seed {seed}, at {sb.base_url}"
-        if steps:
-            new, statements = ADVANCE["new_entities"], ADVANCE["new_statements"]
+    """Run the demo, reporting each line through ``say`` (the CLI prints them). Entities
+    and seed default to BANKCONNECT_SANDBOX_ENTITIES and _SEED (60 and 1)."""
+    # Always the embedded sandbox, whatever API and credentials are configured.
+    overrides: dict = dict.fromkeys(("base_url", "api_key", "server_hash", "access_token_secret"))
+    given = {"sandbox_entities": entities, "sandbox_seed": seed, "warehouse": warehouse}
+    overrides |= {name: value for name, value in given.items() if value is not None}
+    settings = Settings.load(**overrides)
+    world = sandbox_world(settings, step=True)
+    with upstream(settings, announce=False, world=world) as live:
+        said = f"sandbox: {world.describe()}, at {live.base_url}"
+        if world.steps:
             said += (
-                f"; time moved on {steps} step(s) since the first demo "
-                f"(+{new} entities, +{statements} statements each)"
+                f"; time moved on {world.steps} step(s) since the first demo "
+                f"(each step: {STEP['new_entities']} new entities, "
+                f"{STEP['new_statements']} new statements)"
             )
         say(said)
         say(f"warehouse: {settings.warehouse.resolve()}")
         run = run_sync(
-            settings, kind="demo", params={"entities": entities, "seed": seed, "steps": steps}
+            live,
+            kind="demo",
+            params={"entities": world.entities, "seed": world.seed, "steps": world.steps},
         )
     for line in summary_lines(run):
         say(line)
@@ -90,24 +79,6 @@ def run_demo(
         f'"FROM entities LIMIT 5" --warehouse {settings.warehouse}'
     )
     return 0 if run.status == "succeeded" else 1
-
-
-ADVANCE = {"new_entities": 3, "new_statements": 4}
-
-
-def _previous_demos(warehouse: Path) -> int:
-    """How many demo runs succeeded in this warehouse before (0 if there is none)."""
-    try:
-        con = connect(warehouse)
-    except NoWarehouseError:
-        return 0
-    try:
-        (n,) = con.execute(
-            "SELECT count(*) FROM runs WHERE kind = 'demo' AND status = 'succeeded'"
-        ).fetchone()
-    finally:
-        con.close()
-    return int(n)
 
 
 SAMPLE_QUERY = """

@@ -31,16 +31,27 @@ def run_checks(overrides: dict | None = None) -> Iterator[Check]:
     """Configuration, the API (connectivity and auth), extensions, catalog, writer lock,
     Prefect. Later checks that need an earlier one's result are skipped when it failed."""
     from bankconnect_etl.config import Settings
+    from bankconnect_etl.upstream import check_source
 
     try:
         settings = Settings.load(**(overrides or {}))
+        settings.signer()
     except BankConnectETLError as exc:
         detail, hint = _error(exc)
         yield Check("configuration", "fail", detail, hint)
         return
     where = settings.base_url or "the embedded sandbox (BANKCONNECT_BASE_URL unset)"
     yield Check("configuration", "ok", f"API {where}; warehouse {settings.warehouse}/")
-    yield _api(settings)
+    try:
+        world = check_source(settings)
+    except BankConnectETLError as exc:
+        detail, hint = _error(exc)
+        yield Check("warehouse source", "fail", detail, hint)
+    else:
+        if world is not None:
+            steps = f", {world.steps} step(s) on" if world.steps else ""
+            yield Check("warehouse source", "ok", f"sandbox world of {world.describe()}{steps}")
+        yield _api(settings)
     yield _extensions()
     yield _catalog(settings)
     yield _writer_lock(settings)
@@ -52,7 +63,7 @@ def _api(settings: object) -> Check:
     from bankconnect_etl.upstream import upstream
 
     try:
-        with upstream(settings, announce=False) as live:  # type: ignore[arg-type]
+        with upstream(settings, announce=False, record=False) as live:  # type: ignore[arg-type]
             quick = live.model_copy(update={"max_attempts": 2, "max_retry_time_s": 15.0})
             with BankConnectClient(quick) as client:
                 page = client.entity_page(1)

@@ -38,7 +38,10 @@ def _read(stream: IO[bytes]) -> Any:
     if len(header) < _HEADER:
         raise EOFError("the transform worker stopped")
     size = int.from_bytes(header, "big")
-    return pickle.loads(stream.read(size))  # noqa: S301 - our own child process's output
+    data = stream.read(size)
+    if len(data) < size:  # the other side closed the pipe mid-message (Ctrl-C)
+        raise EOFError("the transform worker's pipe closed mid-message")
+    return pickle.loads(data)  # noqa: S301 - our own child process's output
 
 
 class Worker:

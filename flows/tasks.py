@@ -66,7 +66,7 @@ def sync(
     """The body of both flows: one run, its artifact, and its counts as the flow's result."""
     logger = get_run_logger()
     settings = settings_from(secret_blocks, batch_size)
-    with upstream(settings) as live:
+    with upstream(settings, record=not dry) as live:
         if dry:
             plan = dry_run(live, entity_ids=entity_ids, link_ids=link_ids, force=force)
             return _dry_artifact(kind, plan)

@@ -143,6 +143,22 @@ def test_demo_syncs_the_sandbox_into_a_warehouse_and_queries_it(tmp_path: Path) 
     assert seen, again.stdout
     assert int(seen[1]) >= 1 and int(seen[1]) + int(seen[2]) == 25
 
+    # A nightly run after it starts the sandbox at the world the demos left: nothing changed
+    # (a sandbox back at its first state would look like statements disappearing).
+    nightly = run("nightly", timeout=120, cwd=tmp_path)
+    assert nightly.returncode == 0, nightly.stderr
+    assert "entities: 28 seen: 28 unchanged (one request each)" in nightly.stdout
+    assert "embedded sandbox (25 entities, seed 2, 1 step(s) on)" in nightly.stderr
+
+    # Another world does not go into this warehouse.
+    other = run("demo", "--entities", "25", "--seed", "3", cwd=tmp_path)
+    assert other.returncode == 2
+    assert other.stderr.splitlines() == [
+        "error: warehouse/ holds the sandbox world of 25 entities, seed 2, not 25 entities, seed 3",
+        "hint: give another world its own folder (--warehouse or BANKCONNECT_WAREHOUSE), "
+        "or delete warehouse/ to start over",
+    ]
+
 
 def test_ctrl_c_during_a_sync_exits_130_without_a_traceback(tmp_path: Path) -> None:
     """Ctrl-C reaches the whole process group, the transform worker too: only the run

@@ -1,0 +1,122 @@
+"""``bankconnect-etl doctor``: one line per check, and each failure names its fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bankconnect_etl.config import Settings
+from bankconnect_etl.doctor import Check, run_checks
+from bankconnect_etl.pipeline import run_sync
+from bankconnect_etl.sandbox import SANDBOX_API_KEY, SANDBOX_SERVER_HASH
+from bankconnect_etl.upstream import WORLD_FILE, upstream
+from bankconnect_etl.warehouse import Writer
+from tests.conftest import COMMAND
+
+
+@pytest.fixture(autouse=True)
+def _no_bankconnect_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in [n for n in os.environ if n.startswith("BANKCONNECT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def checks(**overrides: object) -> dict[str, Check]:
+    return {c.name: c for c in run_checks(overrides)}
+
+
+def test_out_of_the_box_every_check_passes_but_the_warehouse_is_yet_to_come(
+    tmp_path: Path,
+) -> None:
+    found = checks(warehouse=tmp_path / "wh", sandbox_entities=12)
+    assert list(found) == [
+        "configuration",
+        "warehouse source",
+        "API connectivity and auth",
+        "DuckDB extensions",
+        "catalog",
+        "writer lock",
+        "Prefect",
+    ]
+    assert found["API connectivity and auth"].detail == "12 entities listed"
+    assert (
+        found["catalog"].status == "warn" and found["catalog"].hint == "the first sync creates it"
+    )
+    assert all(c.status == "ok" for n, c in found.items() if n != "catalog")
+
+
+def test_a_wrong_key_fails_auth_without_printing_it(
+    tmp_path: Path, make_sandbox: Callable[..., object]
+) -> None:
+    api = make_sandbox(entities=3)
+    found = checks(
+        base_url=api.base,  # type: ignore[attr-defined]
+        api_key="wrong-key-1234",
+        server_hash=SANDBOX_SERVER_HASH,
+        warehouse=tmp_path / "wh",
+    )
+    auth = found["API auth"]
+    assert auth.status == "fail" and "BANKCONNECT_API_KEY" in auth.detail
+    assert "BANKCONNECT_ACCESS_TOKEN_SECRET" in (auth.hint or "")
+    assert "wrong-key-1234" not in repr(list(found.values()))
+    assert found["catalog"].status == "warn"  # the other checks still ran
+
+
+def test_a_signer_that_does_not_import_is_a_configuration_failure_with_a_fix() -> None:
+    found = checks(access_token_signer="no_such_module:sign")
+    assert list(found) == ["configuration"]
+    (config,) = found.values()
+    assert config.status == "fail"
+    assert config.detail.startswith("BANKCONNECT_ACCESS_TOKEN_SIGNER: cannot import")
+    assert "module:function" in (config.hint or "")
+
+
+def test_a_warehouse_path_under_a_file_fails_the_catalog_check(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    found = checks(warehouse=tmp_path / "afile" / "wh", sandbox_entities=2)
+    assert found["catalog"].status == "fail"
+    assert "is a file, not a directory" in found["catalog"].detail
+
+
+def test_a_held_writer_lock_says_who_holds_it(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    with Writer(wh, run_id="nightly-held-by-test"):
+        found = checks(warehouse=wh, sandbox_entities=2)
+    lock = found["writer lock"]
+    assert lock.status == "warn" and "run nightly-held-by-test" in lock.detail
+    assert "BANKCONNECT_WRITER_WAIT_S" in (lock.hint or "")
+
+
+def test_the_cli_prints_one_line_per_check_and_fails_on_a_mixed_warehouse(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    with upstream(Settings.load(warehouse=wh, sandbox_entities=2), announce=False) as live:
+        assert run_sync(live).status == "succeeded"
+    assert (wh / WORLD_FILE).is_file()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    env |= {
+        "BANKCONNECT_BASE_URL": "https://bankconnect.example.in/bank-connect/v1",
+        "BANKCONNECT_API_KEY": SANDBOX_API_KEY,
+        "BANKCONNECT_SERVER_HASH": SANDBOX_SERVER_HASH,
+        "BANKCONNECT_WAREHOUSE": str(wh),
+    }
+    r = subprocess.run(
+        [COMMAND, "doctor"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert r.returncode == 1 and r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "ok    configuration",
+        "FAIL  warehouse source",
+        "ok    DuckDB extensions",
+        "ok    catalog",
+        "ok    writer lock",
+        "ok    Prefect",
+    ]
+    assert "holds the embedded sandbox's made-up data (2 entities, seed 1)" in lines[1]
+    assert "(fix: point BANKCONNECT_WAREHOUSE (or --warehouse) at another folder" in lines[1]
+    assert SANDBOX_API_KEY not in r.stdout and SANDBOX_SERVER_HASH not in r.stdout
