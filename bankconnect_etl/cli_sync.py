@@ -40,9 +40,9 @@ writer lock). Unchanged entities are skipped unless --force.
 
 examples:
   bankconnect-etl backfill --entity-id 0b7c... --entity-id 5e21...
-  bankconnect-etl backfill --link-id customer-42
+  bankconnect-etl backfill --link-id APP864620249B
   bankconnect-etl backfill --all --force            # re-fetch everything
-  bankconnect-etl backfill --link-id customer-42 --dry-run
+  bankconnect-etl backfill --link-id APP864620249B --dry-run
 
 exit codes: as for nightly
 """

@@ -175,6 +175,8 @@ def _sql_error(text: str) -> tuple[str, str]:
 def run_shell(args: argparse.Namespace) -> int:
     import contextlib
 
+    from bankconnect_etl.config import Settings
+
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
 
@@ -184,7 +186,8 @@ def run_shell(args: argparse.Namespace) -> int:
     where = (
         f"as of {args.as_of}" if args.as_of else f"snapshot {snapshot[0][0] if snapshot else '?'}"
     )
-    print(f"warehouse {args.warehouse or 'from BANKCONNECT_WAREHOUSE'} (read-only, {where})")
+    root = args.warehouse or Settings.load().warehouse
+    print(f"warehouse {root}/ (read-only, {where})")
     print("end statements with ';'  .tables lists tables  .quit leaves")
     buffer: list[str] = []
     try:

@@ -148,10 +148,14 @@ PLAN_ACTIONS = {
 }
 
 
+def _entities(n: int) -> str:
+    return f"{n:,} entity" if n == 1 else f"{n:,} entities"
+
+
 def plan_lines(plan: Plan, limit: int = 50) -> list[str]:
     """A dry run: how many entities, what would happen to each (the first ``limit``)."""
     counts = plan.counts()
-    lines = [f"dry run: {len(plan.entities):,} entities; nothing fetched or written"]
+    lines = [f"dry run: {_entities(len(plan.entities))}; nothing fetched or written"]
     lines += [f"  {n:>7,}  {PLAN_ACTIONS[a]}" for a, n in sorted(counts.items())]
     if plan.entities:
         lines += ["", f"{'entity_id':<38} {'link_id':<24} action"]
@@ -167,7 +171,7 @@ def plan_lines(plan: Plan, limit: int = 50) -> list[str]:
 
 def plan_markdown(plan: Plan, limit: int = 1000) -> str:
     counts = plan.counts()
-    out = [f"# Dry run: {len(plan.entities):,} entities", "", "| action | entities |", "|---|---:|"]
+    out = [f"# Dry run: {_entities(len(plan.entities))}", "", "| action | entities |", "|---|---:|"]
     out += [f"| {PLAN_ACTIONS[a]} | {n:,} |" for a, n in sorted(counts.items())]
     out += ["", "| entity_id | link_id | action |", "|---|---|---|"]
     out += [

@@ -172,7 +172,7 @@ def upstream(
         if record:
             _record(settings.warehouse, world)
         (log.warning if announce else log.debug)(
-            "no BANKCONNECT_BASE_URL: syncing from the embedded sandbox (%s%s)",
+            "no BANKCONNECT_BASE_URL: using the embedded sandbox (%s%s)",
             world.describe(),
             f", {world.steps} step(s) on" if world.steps else "",
         )
