@@ -615,7 +615,7 @@ NEEDS_TRANSACTIONS = frozenset(
 
 HIGHLIGHT_LEGEND = (
     f"Values in red need a closer look: FOIR above {FOIR_LIMIT:.0%}; any failed statement, "
-    "high-severity bounce, negative-balance day, day over the overdraft limit, fraud finding "
+    "high-severity bounce, negative-balance day, overdraft past its limit, fraud finding "
     "or running-balance break; irregular salary, or the same round-thousands salary every "
     "month; a sync that did not complete."
 )
@@ -661,6 +661,8 @@ def _warn(summary: dict) -> set[str]:
     ):
         if summary.get(key):
             flags.add(key)
+    if (summary.get("od_peak_utilisation") or 0) > 1:  # overdrawn past the limit
+        flags.add("od_peak_utilisation")
     if summary.get("sync_status") not in ("complete", None):
         flags.add("sync_status")
     if summary.get("salary_stability") == "irregular":
@@ -843,9 +845,13 @@ def render(
         "</header>",
         "<section><h2>Summary</h2><div class=kv>",
     ]
+    shown: set[str] = set()
     for key, label, fmt in SUMMARY_FIELDS:
         for token, window in windows.items():
             label = label.replace(token, window)
+        if label in shown:  # fewer than 4 complete months: ABB's 3- and 6-month windows are one
+            continue
+        shown.add(label)
         cls = ' class="warn"' if key in warn else ""
         value = html.escape(fmt(s.get(key)))
         parts.append(

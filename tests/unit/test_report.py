@@ -369,7 +369,8 @@ def test_overdraft_is_shown_against_its_limit(lake: duckdb.DuckDBPyConnection) -
     assert shown["Overdraft utilisation (peak)"] == "110.0%"  # −₹55,000 against ₹50,000
     assert shown["Days over the overdraft limit"] == "2"
     assert shown["Negative-balance days (non-overdraft accounts)"] == "0"
-    assert "Days over the overdraft limit" in warned(doc)
+    assert {"Days over the overdraft limit", "Overdraft utilisation (peak)"} <= warned(doc)
+    assert "Overdraft utilisation (average)" not in warned(doc)
     assert 'id="eod-od-limit-0"' in doc  # the dashed limit line on the balance chart
     assert 'id="eod-over-limit-0"' in doc  # the two days over it, shaded
     assert "eod-negative-days" not in doc  # a negative balance here is the overdraft in use
@@ -441,6 +442,12 @@ def test_averages_say_how_many_complete_months_they_cover(
     assert "Average monthly income (2 complete months)" in shown
     assert "ABB (2 complete months)" in shown
     assert not any("last 6 complete months" in label for label in shown)
+    # ABB over the last 3 and the last 6 complete months is one figure here: shown once.
+    labels = re.findall(r"<span>([^<]*)</span><span class=\"v\">", render(lake, TWO))
+    assert labels.count("ABB (2 complete months)") == 1
+    assert len(labels) == len(set(labels))
+    empty = re.findall(r"<span>([^<]*)</span><span class=\"v\">", render(lake, EMPTY))
+    assert empty.count("ABB (no complete months)") == 1 and len(empty) == len(set(empty))
 
 
 def test_warnings_and_highlights_are_explained(lake: duckdb.DuckDBPyConnection) -> None:
