@@ -207,6 +207,7 @@ class BankConnectClient:
         self.redact = Redactor(settings.secrets())
         self.gate = RateGate(settings.rate_limit_rps, clock, sleep)
         self._signer = settings.signer() if settings.access_token_secret else None
+        self._via = ""  # " via HTTPS_PROXY http://host:port" when a proxy is used
         self.http = http or self._new_pool(settings.concurrency)
         self._timeout = urllib3.Timeout(
             connect=settings.connect_timeout_s, read=settings.read_timeout_s
@@ -240,10 +241,17 @@ class BankConnectClient:
             return urllib3.PoolManager(**options)
         where = f"{parts.scheme.upper()}_PROXY"
         try:
-            auth = urllib3.util.parse_url(proxy).auth
-            if auth:
-                options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=unquote(auth))
-            return urllib3.ProxyManager(proxy, **options)
+            url = urllib3.util.parse_url(proxy)
+            if url.auth:
+                options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=unquote(url.auth))
+                for part in url.auth.split(":", 1):
+                    self.redact.add(part)
+                    self.redact.add(unquote(part))
+            pool = urllib3.ProxyManager(proxy, **options)
+            # named in connection errors (without its credentials): a refusing proxy is
+            # not the API refusing
+            self._via = f" via {where} {url.scheme}://{url.host}:{url.port or ''}".rstrip(":")
+            return pool
         except (ProxySchemeUnknown, LocationValueError) as exc:
             raise ConfigError(
                 f"{where} is not a usable proxy URL ({type(exc).__name__})",
@@ -387,7 +395,7 @@ class BankConnectClient:
             error = ConnectionSetupError if fatal else TransportError
             what = "TLS or URL problem, retrying cannot help" if fatal else f"{kind} error"
             raise error(
-                f"{endpoint}: {what}: {shown}: {cause}",
+                f"{endpoint}: {what}: {shown}{self._via}: {cause}",
                 endpoint=endpoint,
                 url=shown,
                 attempts=attempt,

@@ -82,7 +82,13 @@ def _api(settings: object) -> Check:
             "API connectivity",
             "fail",
             detail,
-            hint or "check BANKCONNECT_BASE_URL and that this machine can reach it",
+            hint
+            or (
+                "check the proxy (HTTPS_PROXY, NO_PROXY), BANKCONNECT_BASE_URL, and that "
+                "this machine can reach them"
+                if "_PROXY " in detail
+                else "check BANKCONNECT_BASE_URL and that this machine can reach it"
+            ),
         )
     count = page.get("count") if isinstance(page, dict) else None
     listed = f"{count:,} entities listed" if isinstance(count, int) else "entity listing answered"

@@ -487,3 +487,23 @@ def test_proxy_credentials_become_a_header_and_a_bad_proxy_is_one_clear_error(
         _pool_for(BASE)
     assert "HTTPS_PROXY is not a usable proxy URL" in str(info.value)
     assert "Pr0xyPass" not in str(info.value) and info.value.hint
+
+
+def test_a_refusing_proxy_is_named_without_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    monkeypatch.setenv("HTTPS_PROXY", f"http://svc:Pr0xyPass@127.0.0.1:{port}")
+    settings = Settings.load(
+        base_url=BASE, api_key=API_KEY, server_hash=SERVER_HASH, max_attempts=1
+    )
+    with BankConnectClient(settings) as c, pytest.raises(TransportError) as info:
+        c.entity("e1")
+    message = str(info.value)
+    assert f"via HTTPS_PROXY http://127.0.0.1:{port}: " in message
+    assert "Connection refused" in message
+    assert "Pr0xyPass" not in message and API_KEY not in message
