@@ -150,6 +150,20 @@ def _in_dependency_order(found: dict[str, Model]) -> list[Model]:
 
 # A row per refresh, in the lake beside the marts: when, how, and by which SQL.
 REFRESHES = "mart_refreshes"
+REFRESHES_COLUMNS = (  # name, DuckDB type, nullable, meaning (the data dictionary shows them)
+    ("snapshot_id", "BIGINT", False, "The lake snapshot whose base tables the refresh read."),
+    ("refreshed_at", "TIMESTAMP", False, "When the refresh had computed every mart (UTC)."),
+    ("mode", "VARCHAR", False, "full (every entity) or incremental (the entities a sync wrote)."),
+    ("entities", "BIGINT", True, "Entities recomputed by an incremental refresh; null if full."),
+    ("seconds", "DOUBLE", False, "How long the refresh took."),
+    (
+        "models_sha256",
+        "VARCHAR",
+        False,
+        "Digest of sql/ (macros and every model): another digest makes the next refresh full.",
+    ),
+    ("message", "VARCHAR", True, "The snapshot's commit message, if any."),
+)
 
 # Above this share of the warehouse's entities, recomputing everything is as cheap.
 INCREMENTAL_MAX_SHARE = 0.5
@@ -232,11 +246,8 @@ def refresh(
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         con.execute("DROP TABLE IF EXISTS temp.main.refresh_entities")
         seconds = time.perf_counter() - started
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {db}.{REFRESHES} (snapshot_id BIGINT, "
-            "refreshed_at TIMESTAMP, mode VARCHAR, entities BIGINT, seconds DOUBLE, "
-            "models_sha256 VARCHAR, message VARCHAR)"
-        )
+        columns = ", ".join(f"{name} {kind}" for name, kind, _, _ in REFRESHES_COLUMNS)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {db}.{REFRESHES} ({columns})")
         con.execute(
             f"INSERT INTO {db}.{REFRESHES} VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             [

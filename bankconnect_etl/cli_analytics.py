@@ -75,7 +75,8 @@ def run_report(args: argparse.Namespace) -> int:
     from bankconnect_etl.warehouse import connect
 
     root = args.warehouse or Settings.load().warehouse
-    con = connect(root, read_only=True, as_of=args.as_of)
+    # pinned: the report's queries all read the snapshot it names, even while a sync commits
+    con = connect(root, read_only=True, as_of=args.as_of, pin=True)
     try:
         entity_id = resolve_entity(con, args.entity_id)
         (snapshot,) = con.execute("SELECT id FROM lake.current_snapshot()").fetchone() or (None,)

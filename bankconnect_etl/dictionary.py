@@ -6,6 +6,7 @@ the committed file and the schemas disagree.
 
 from __future__ import annotations
 
+from bankconnect_etl.analytics import REFRESHES, REFRESHES_COLUMNS
 from bankconnect_etl.schemas.tables import JSON_COLUMNS, TABLES
 from bankconnect_etl.transform import arrow_schema
 from bankconnect_etl.warehouse import DUCKDB_TYPES
@@ -21,6 +22,14 @@ Money is DECIMAL(18,2) in rupees; dates are DATE; timestamps are TIMESTAMP in UT
 Tables marked *per entity* are replaced entity by entity in one transaction: a reader sees
 an entity's rows from before or after a sync, never a mix. *Partitioned* tables are stored
 under `year=YYYY/month=M/` of the date named.
+
+Read the tables through DuckLake (DuckDB with the catalog: docs/warehouse.md), never by
+globbing the Parquet folders: they also hold files a compaction replaced (kept two days for
+time travel and open readers) and delete files, so pyarrow, Spark or Polars on a folder
+count rows twice. "null: no" is enforced when rows are loaded (the pandera contract sends
+a record that breaks it to `quarantine`), not declared in the catalog. In pandas, `.df()`
+turns DECIMAL money into float64: sum in SQL, or use `.arrow()` or `.fetchall()` for exact
+values.
 """
 
 
@@ -46,6 +55,14 @@ def markdown() -> str:
             meaning = (col.description or "") + (f" One of: {allowed}." if allowed else "")
             out.append(f"| `{f.name}` | {kind} | {'yes' if col.nullable else 'no'} | {meaning} |")
         out.append("")
+    out.append(
+        f"## `{REFRESHES}`\n\nOne row per refresh of the analytics marts (docs/metrics.md), "
+        "written in the refresh's own transaction.\n\n*written by `bankconnect_etl.analytics`*\n"
+    )
+    out.append("| column | type | null | meaning |\n| --- | --- | --- | --- |")
+    for column, kind, nullable, meaning in REFRESHES_COLUMNS:
+        out.append(f"| `{column}` | {kind} | {'yes' if nullable else 'no'} | {meaning} |")
+    out.append("")
     return "\n".join(out)
 
 

@@ -136,11 +136,15 @@ def connect(
     *,
     read_only: bool = True,
     as_of: datetime | int | str | None = None,
+    pin: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the warehouse attached as ``lake`` (and selected).
 
     ``as_of`` is a snapshot id, a datetime (UTC if naive) or an ISO timestamp: the
-    warehouse as it was then. Read-only connections never block the writer.
+    warehouse as it was then. Read-only connections never block the writer. Each query
+    reads the newest snapshot, even inside a transaction (``BEGIN`` does not hold the
+    lake's snapshot in DuckLake for DuckDB 1.5.5: a writer's commit shows up part-way
+    through one); ``pin`` holds the snapshot current at connection, so several queries agree.
     """
     paths = Paths(Path(warehouse or os.environ.get("BANKCONNECT_WAREHOUSE", "warehouse")))
     if read_only and not paths.catalog.exists():
@@ -156,6 +160,10 @@ def connect(
     con = _duckdb()
     try:
         _attach(con, paths, read_only=read_only, as_of=parse_as_of(as_of))
+        if pin and as_of is None:
+            (current,) = con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()
+            con.execute(f"USE memory; DETACH {LAKE}")
+            _attach(con, paths, read_only=read_only, as_of=int(current))
     except duckdb.Error as exc:
         con.close()
         raise _as_of_error(exc, as_of) from exc
@@ -483,6 +491,18 @@ class Writer:
     # ------------------------------------------------------------------ runs
 
     def start_run(self, run_id: str, kind: str, params: dict, started_at: datetime) -> None:
+        # Only the lock holder writes runs, so a run still 'running' now has no process: it
+        # was killed or its machine went down. It failed; its finished_at stays unknown.
+        died = self._con.execute(
+            f"SELECT run_id FROM {LAKE}.runs WHERE status = 'running'"
+        ).fetchall()
+        why = f"its process stopped before the run ended (killed or crashed); found by {run_id}"
+        for (dead,) in died:
+            log.warning("run %s never finished (its process stopped): marked failed", dead)
+            self._con.execute(
+                f"UPDATE {LAKE}.runs SET status = 'failed', error = ? WHERE run_id = ?",
+                [why, dead],
+            )
         self._con.execute(
             f"INSERT INTO {LAKE}.runs VALUES (?, ?, ?, ?, NULL, 'running', '{{}}', 0, 0, NULL)",
             [run_id, kind, json.dumps(params, default=str, sort_keys=True), _naive(started_at)],

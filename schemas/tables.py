@@ -51,7 +51,11 @@ class Entities(_Table):
     link_id: Series[Str] = _f("The lender's own id for the applicant, if set.", nullable=True)
     meta_data: Series[Str] = _f("Free text the lender attached when creating it.", nullable=True)
     first_seen_at: Series[Timestamp] = _f("When a sync first saw the entity (UTC).")
-    last_attempt_at: Series[Timestamp] = _f("When a sync last fetched it, whatever the outcome.")
+    last_attempt_at: Series[Timestamp] = _f(
+        "When a sync last fetched it, whatever the outcome (UTC). A run that found it "
+        "unchanged writes nothing: runs.finished_at of later successful runs says it was "
+        "checked then."
+    )
     last_synced_at: Series[Timestamp] = _f(
         "When its rows were last replaced with a complete fetch (UTC); null if never.",
         nullable=True,
@@ -145,7 +149,10 @@ class Transactions(_Table):
         "follow it; a gap means the row in between is in quarantine.",
         ge=1,
     )
-    hash: Series[Str] = _f("The API's transaction id: 32 hex characters, unique.")
+    hash: Series[Str] = _f(
+        "The API's transaction id: 32 hex characters, unique within the entity (the same "
+        "statement uploaded for two entities gives both the same hashes)."
+    )
     txn_date: Series[Date] = _f("Value date.")
     transaction_type: Series[Str] = _f("debit or credit.", isin=["debit", "credit"])
     amount: Series[Money] = _f("Amount in rupees, always positive; the type gives direction.")
@@ -267,7 +274,9 @@ class Runs(_Table):
     params: Series[Json] = _f("The run's parameters (JSON; never secrets).")
     started_at: Series[Timestamp] = _f("Start (UTC).")
     finished_at: Series[Timestamp] = _f(
-        "End (UTC); null while running or if killed.", nullable=True
+        "End (UTC); null while running, or when the run's process was killed (the next "
+        "run then marks it failed).",
+        nullable=True,
     )
     status: Series[Str] = _f(
         "running, succeeded or failed.", isin=["running", "succeeded", "failed"]

@@ -938,3 +938,54 @@ def test_a_warehouse_path_under_a_file_is_a_user_error(tmp_path: Path) -> None:
         pass
     assert "cannot create the warehouse at" in str(err.value)
     assert "BANKCONNECT_WAREHOUSE" in (err.value.hint or "")
+
+
+def test_a_pinned_connection_keeps_its_snapshot_while_a_sync_commits(tmp_path: Path) -> None:
+    """A DuckDB transaction does not hold the lake's snapshot (a commit shows up part-way
+    through it); ``connect(pin=True)``, which the report uses, does."""
+    from bankconnect_etl.upstream import upstream
+
+    settings = Settings.load(
+        _env_file=None, warehouse=tmp_path / "wh", sandbox_entities=3, raw_enabled=False
+    )
+    with upstream(settings, announce=False) as live:
+        assert run_sync(live).status == "succeeded"
+        pinned = connect(settings.warehouse, pin=True)
+        live_con = connect(settings.warehouse)
+        try:
+            query = "SELECT (SELECT id FROM lake.current_snapshot()), count(*) FROM runs"
+            before = pinned.execute(query).fetchone()
+            assert before == live_con.execute(query).fetchone()
+            assert run_sync(live).status == "succeeded"  # one more row in runs
+            assert pinned.execute(query).fetchone() == before
+            snapshot, runs = live_con.execute(query).fetchone()
+            assert snapshot > before[0] and runs == before[1] + 1
+        finally:
+            pinned.close()
+            live_con.close()
+
+
+def test_a_run_whose_process_died_is_marked_failed_by_the_next_run(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    started = datetime(2026, 11, 21, 2, 0)
+    with Writer(wh, run_id="nightly-killed") as w:
+        w.start_run("nightly-killed", "nightly", {}, started)  # and never finished: kill -9
+    with Writer(wh, run_id="nightly-next") as w:
+        w.start_run("nightly-next", "nightly", {}, started)
+        w.finish_run("nightly-next", status="succeeded", counts={})
+    con = connect(wh)
+    try:
+        rows = con.execute(
+            "SELECT run_id, status, finished_at IS NULL, error FROM runs ORDER BY run_id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [
+        (
+            "nightly-killed",
+            "failed",
+            True,
+            "its process stopped before the run ended (killed or crashed); found by nightly-next",
+        ),
+        ("nightly-next", "succeeded", False, None),
+    ]
