@@ -170,6 +170,7 @@ class BatchTransform:
         self.run_id = run_id
         self.now = (now or datetime.now(UTC)).replace(tzinfo=None)
         self.kinds = {k: _Kind(k) for k in KIND_TABLE}
+        self._listed: set[tuple[Any, Any]] | None = None  # (entity, account) the API lists
         self.entity_rows: list[dict] = []
         self.replace: list[str] = []
         self.touch: list[str] = []
@@ -511,6 +512,32 @@ class BatchTransform:
             }
         )
 
+    def _unlisted_accounts(
+        self, group: _Kind, objs: Iterable[int], reasons: dict[int, list[tuple[str, str]]]
+    ) -> None:
+        """A record of an account the entity's accounts endpoint does not list (valid or
+        quarantined) would be a row no account row explains: it goes to quarantine."""
+        if self._listed is None:
+            accounts = self.kinds["account"]
+            self._listed = {
+                (ctx.get("entity_id"), rec.get("account_id"))
+                for rec, ctx in zip(accounts.records, accounts.ctx, strict=True)
+                if isinstance(rec, dict)
+            }
+        listed, records, ctxs = self._listed, group.records, group.ctx
+        for i in objs:
+            account = records[i].get("account_id")
+            if (ctxs[i].get("entity_id"), account) in listed or not isinstance(account, str):
+                continue
+            if account.strip():  # a blank one failed its key check already
+                reasons[i].append(
+                    (
+                        "account",
+                        "account_id: not an account the accounts endpoint lists for this "
+                        f"entity ({_short(account)})",
+                    )
+                )
+
     def _validate(self, kind: str) -> list[tuple[dict, dict]]:
         """Records of ``kind`` that pass its wire checks; the others go to quarantine."""
         group = self.kinds[kind]
@@ -545,6 +572,8 @@ class BatchTransform:
                     if idx is None or pd.isna(idx):
                         raise ShapeError(f"{table}: {col}: {check}") from exc
                     reasons[int(idx)].append(_reason(schema, col, check, value))
+        if objs and kind in OF_AN_ACCOUNT:
+            self._unlisted_accounts(group, objs, reasons)
         pairs = zip(group.records, group.ctx, strict=True)
         if not reasons:
             good = list(pairs)
@@ -759,6 +788,8 @@ def to_arrow(table: str, rows: list[dict]) -> pyarrow_.Table:
 TXN_KINDS = frozenset(
     {"transaction", "salary_transaction", "lender_transaction", "recurring_transaction"}
 )
+# records that name an account the entity's accounts endpoint must list
+OF_AN_ACCOUNT = TXN_KINDS | {"identity", "recurring_set"}
 
 
 def _wire_table(frame: pd.DataFrame, keep: np.ndarray) -> pyarrow_.Table:

@@ -121,6 +121,19 @@ def money(s: pd.Series) -> pd.Series:
     return pd.Series(ok, index=s.index)
 
 
+def not_negative(s: pd.Series) -> pd.Series:
+    """Numbers not below zero; anything else passes here (``money`` names it)."""
+    arr = _arrow(s)
+    if arr is not None:
+        if arr.type not in (pyarrow.float64(), pyarrow.int64()):
+            return pd.Series(True, index=s.index)
+        below = pc.fill_null(pc.less(arr, 0), False).to_numpy(zero_copy_only=False)
+        return pd.Series(~below, index=s.index)
+    values = _values(s)
+    ok = [not (type(v) in _NUMBERS and v < 0) for v in values]
+    return pd.Series(ok, index=s.index, dtype=bool)
+
+
 def parse_api_dates(arr: pyarrow.Array) -> pyarrow.Array:
     """API date strings → date32; null where not a real date in the documented format.
 
@@ -207,6 +220,7 @@ def _e(fn, name: str, error: str) -> pa.Check:  # type: ignore[no-untyped-def]
 KEY = _c(key, "key", "not a non-empty string")
 TEXT = _c(text, "text", "not a string")
 MONEY = _c(money, "money", "not a JSON number with at most 2 decimals below 10^12")
+AMOUNT = _c(not_negative, "negative", "negative (transaction_type gives the direction)")
 DATE = _c(api_dates, "api_date", 'not a real date "YYYY-MM-DD 00:00:00"')
 MONTH_YEAR = _e(lambda v: month_year(v) is not None, "month_year", 'not a month "M-YYYY"')
 MONTHS = _e(is_months, "months", 'not a list of months "YYYY-MM"')
@@ -233,7 +247,7 @@ _TXN = {
     "hash": _col(KEY),
     "date": _col(DATE),
     "transaction_type": _col(TXN_TYPE),
-    "amount": _col(MONEY),
+    "amount": _col(MONEY, AMOUNT),
     "balance": _col(MONEY),
     "transaction_channel": _col(TEXT),
     "description": _col(TEXT, nullable=True),
