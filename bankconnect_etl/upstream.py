@@ -55,7 +55,7 @@ def sandbox_world(settings: Settings, *, step: bool = False) -> SandboxWorld:
     (environment, .env, flags) to another world than the warehouse holds, or when it holds
     real data."""
     wanted = SandboxWorld(settings.sandbox_entities, settings.sandbox_seed)
-    held = recorded_world(settings.warehouse)
+    held = recorded_world(settings.warehouse) or _demo_world(settings.warehouse)
     if held is not None:  # unset, the size and seed are the warehouse's
         chosen = settings.model_fields_set
         wanted = SandboxWorld(
@@ -93,6 +93,30 @@ def recorded_world(warehouse: Path) -> SandboxWorld | None:
             f"{path}: not a sandbox world record ({type(exc).__name__}: {exc})",
             hint=f"delete {warehouse}/ to start the sandbox's data over",
         ) from None
+
+
+def _demo_world(warehouse: Path) -> SandboxWorld | None:
+    """The world of a warehouse filled by ``demo`` before worlds were recorded: its last
+    demo run's parameters (entities, seed, steps)."""
+    if not (warehouse / "catalog.sqlite").exists() or (warehouse / WORLD_FILE).exists():
+        return None
+    from bankconnect_etl.warehouse import connect
+
+    try:
+        con = connect(warehouse)
+    except NoWarehouseError:
+        return None
+    try:
+        row = con.execute(
+            "SELECT params FROM runs WHERE kind = 'demo' ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    try:
+        params = json.loads(row[0]) if row else None
+        return SandboxWorld(int(params["entities"]), int(params["seed"]), int(params["steps"]))
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 def _has_entities(warehouse: Path) -> bool:

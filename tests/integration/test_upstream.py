@@ -150,3 +150,16 @@ def test_sandbox_and_real_data_never_share_a_warehouse(
         ConfigError, match="holds data synced from an API, not the embedded sandbox"
     ):
         check_source(Settings.load(warehouse=api_wh))
+
+
+def test_a_demo_warehouse_from_before_worlds_were_recorded_keeps_its_world(
+    tmp_path: Path,
+) -> None:
+    wh = tmp_path / "wh"
+    settings = Settings.load(warehouse=wh, sandbox_entities=4, sandbox_seed=5, **FAST)
+    with upstream(settings, announce=False, world=SandboxWorld(4, 5, 1)) as live:
+        params = {"entities": 4, "seed": 5, "steps": 1}
+        assert run_sync(live, kind="demo", params=params).status == "succeeded"
+    (wh / WORLD_FILE).unlink()  # as an earlier version left it: the world only in runs
+    assert sandbox_world(Settings.load(warehouse=wh)) == SandboxWorld(4, 5, 1)
+    assert sandbox_world(Settings.load(warehouse=wh), step=True) == SandboxWorld(4, 5, 2)
