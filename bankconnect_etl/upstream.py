@@ -55,21 +55,22 @@ def sandbox_world(settings: Settings, *, step: bool = False) -> SandboxWorld:
     (environment, .env, flags) to another world than the warehouse holds, or when it holds
     real data."""
     wanted = SandboxWorld(settings.sandbox_entities, settings.sandbox_seed)
-    held = recorded_world(settings.warehouse) or _demo_world(settings.warehouse)
-    if held is not None:  # unset, the size and seed are the warehouse's
-        chosen = settings.model_fields_set
-        wanted = SandboxWorld(
-            wanted.entities if "sandbox_entities" in chosen else held.entities,
-            wanted.seed if "sandbox_seed" in chosen else held.seed,
-        )
+    held = recorded_world(settings.warehouse)
     if held is None:
-        if _has_entities(settings.warehouse):
+        entities, held = _catalog_facts(settings.warehouse)
+        if held is None and entities:
             raise ConfigError(
                 f"{settings.warehouse}/ holds data synced from an API, not the embedded sandbox",
                 hint="set BANKCONNECT_BASE_URL and its credentials to sync it, or give the "
                 "sandbox another folder (--warehouse or BANKCONNECT_WAREHOUSE)",
             )
-        return wanted
+        if held is None:
+            return wanted
+    chosen = settings.model_fields_set  # unset, the size and seed are the warehouse's
+    if "sandbox_entities" not in chosen:
+        wanted = SandboxWorld(held.entities, wanted.seed)
+    if "sandbox_seed" not in chosen:
+        wanted = SandboxWorld(wanted.entities, held.seed)
     if (held.entities, held.seed) != (wanted.entities, wanted.seed):
         raise ConfigError(
             f"{settings.warehouse}/ holds the sandbox world of {held.describe()}, "
@@ -95,42 +96,28 @@ def recorded_world(warehouse: Path) -> SandboxWorld | None:
         ) from None
 
 
-def _demo_world(warehouse: Path) -> SandboxWorld | None:
-    """The world of a warehouse filled by ``demo`` before worlds were recorded: its last
-    demo run's parameters (entities, seed, steps)."""
-    if not (warehouse / "catalog.sqlite").exists() or (warehouse / WORLD_FILE).exists():
-        return None
+def _catalog_facts(warehouse: Path) -> tuple[int, SandboxWorld | None]:
+    """How many entities the warehouse holds, and, for one filled by ``demo`` before
+    worlds were recorded, its last demo run's world (entities, seed, steps)."""
     from bankconnect_etl.warehouse import connect
 
     try:
         con = connect(warehouse)
     except NoWarehouseError:
-        return None
+        return 0, None
     try:
-        row = con.execute(
+        (entities,) = con.execute("SELECT count(*) FROM entities").fetchone() or (0,)
+        demo = con.execute(
             "SELECT params FROM runs WHERE kind = 'demo' ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
     finally:
         con.close()
     try:
-        params = json.loads(row[0]) if row else None
-        return SandboxWorld(int(params["entities"]), int(params["seed"]), int(params["steps"]))
+        params = json.loads(demo[0]) if demo else {}
+        world = SandboxWorld(int(params["entities"]), int(params["seed"]), int(params["steps"]))
     except (TypeError, ValueError, KeyError):
-        return None
-
-
-def _has_entities(warehouse: Path) -> bool:
-    from bankconnect_etl.warehouse import connect
-
-    try:
-        con = connect(warehouse)
-    except NoWarehouseError:
-        return False
-    try:
-        (count,) = con.execute("SELECT count(*) FROM entities").fetchone() or (0,)
-    finally:
-        con.close()
-    return bool(count)
+        world = None
+    return int(entities), world
 
 
 def _record(warehouse: Path, world: SandboxWorld) -> None:
@@ -152,7 +139,7 @@ def check_source(settings: Settings) -> SandboxWorld | None:
     if settings.uses_sandbox:
         return sandbox_world(settings)
     held = recorded_world(settings.warehouse)
-    if held is not None and _has_entities(settings.warehouse):
+    if held is not None and _catalog_facts(settings.warehouse)[0]:
         raise ConfigError(
             f"{settings.warehouse}/ holds the embedded sandbox's made-up data "
             f"({held.describe()}), not {settings.base_url}'s",
