@@ -11,9 +11,10 @@ import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefe
 # isort: on
 
 from prefect import flow
+from prefect.states import State
 
 from bankconnect_etl.pipeline import check_selection
-from flows.tasks import sync
+from flows.tasks import ends_failed_on_error, sync
 
 
 @flow(name="bankconnect-backfill", log_prints=False)
@@ -25,7 +26,7 @@ def backfill(
     dry_run: bool = False,
     batch_size: int | None = None,
     secret_blocks: dict[str, str] | None = None,
-) -> dict:
+) -> dict | State:
     """Re-sync the entities of ``link_ids`` and ``entity_ids``, or ``all`` of them.
 
     Args:
@@ -37,13 +38,17 @@ def backfill(
         batch_size: entities per task and warehouse transaction (default: settings, 100).
         secret_blocks: settings field → Prefect Secret block name (see nightly_sync).
     """
-    check_selection(entity_ids, link_ids, all)
-    return sync(
-        "backfill",
-        entity_ids=entity_ids,
-        link_ids=link_ids,
-        force=force,
-        dry=dry_run,
-        batch_size=batch_size,
-        secret_blocks=secret_blocks,
-    )
+
+    def body() -> dict:
+        check_selection(entity_ids, link_ids, all)
+        return sync(
+            "backfill",
+            entity_ids=entity_ids,
+            link_ids=link_ids,
+            force=force,
+            dry=dry_run,
+            batch_size=batch_size,
+            secret_blocks=secret_blocks,
+        )
+
+    return ends_failed_on_error(body)

@@ -12,14 +12,15 @@ import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefe
 # isort: on
 
 from prefect import flow
+from prefect.states import State
 
-from flows.tasks import sync
+from flows.tasks import ends_failed_on_error, sync
 
 
 @flow(name="bankconnect-nightly", log_prints=False)
 def nightly_sync(
     batch_size: int | None = None, secret_blocks: dict[str, str] | None = None
-) -> dict:
+) -> dict | State:
     """Sync every entity into the warehouse; fails only if the run failed.
 
     Args:
@@ -28,7 +29,9 @@ def nightly_sync(
             {"api_key": "bankconnect-api-key", "server_hash": "bankconnect-server-hash"};
             unset fields come from the environment (BANKCONNECT_*).
     """
-    return sync("nightly", batch_size=batch_size, secret_blocks=secret_blocks)
+    return ends_failed_on_error(
+        lambda: sync("nightly", batch_size=batch_size, secret_blocks=secret_blocks)
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """What the flows share: settings from Secret blocks or the environment, the batch-load
-task, the run artifact.
+task, the run artifact, and how a flow run ends on an error raised on purpose.
 
 A task carries a batch of entities (``BANKCONNECT_BATCH_SIZE``, default 100, or fewer
 when they trickle in: ``BANKCONNECT_BATCH_MAX_WAIT_S``), never one request: a Prefect
@@ -9,6 +9,8 @@ warehouse transaction that failed left nothing behind); HTTP retries stay in the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # isort: off
 import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefect loads)
 # isort: on
@@ -17,9 +19,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NONE
+from prefect.states import Failed, State
 
 from bankconnect_etl.config import Settings
-from bankconnect_etl.errors import BankConnectETLError
+from bankconnect_etl.errors import BankConnectETLError, ConfigError, UserError
 from bankconnect_etl.pipeline import Plan, dry_run, run_sync
 from bankconnect_etl.progress import LogProgress
 from bankconnect_etl.render import plan_markdown, summary_lines, summary_markdown
@@ -46,11 +49,36 @@ def settings_from(secret_blocks: dict[str, str] | None, batch_size: int | None) 
     overrides: dict = {}
     for field, block in (secret_blocks or {}).items():
         if field not in SECRET_FIELDS:
-            raise ValueError(f"secret_blocks: {field!r} is not one of {', '.join(SECRET_FIELDS)}")
-        overrides[field] = Secret.load(block).get()
+            raise ConfigError(
+                f"secret_blocks: {field!r} is not one of {', '.join(SECRET_FIELDS)}",
+                hint="fix the deployment's secret_blocks parameter (prefect.yaml)",
+            )
+        try:
+            secret = Secret.load(block)
+        except ValueError as exc:  # Prefect: "Unable to find block document named ..."
+            raise ConfigError(
+                f"secret_blocks: {field}: no Prefect Secret block named {block!r}",
+                hint=f"create it once: Secret(value=...).save({block!r}), "
+                "see docs/operations.md (Secrets)",
+            ) from exc
+        overrides[field] = secret.get()
     if batch_size is not None:
         overrides["batch_size"] = batch_size
     return Settings.load(**overrides)
+
+
+def ends_failed_on_error(body: Callable[[], dict]) -> dict | State:
+    """Run a flow's body. An error raised on purpose (a setting, a selection, a run that
+    failed, the API refusing) ends the flow run Failed with that one line and its hint,
+    logged once, with no traceback; a direct caller of the flow still gets the exception.
+    Anything else is a bug, and keeps Prefect's traceback."""
+    try:
+        return body()
+    except BankConnectETLError as exc:
+        hint = getattr(exc, "hint", None) if isinstance(exc, UserError) else None
+        message = f"{exc} (hint: {hint})" if hint else str(exc)
+        get_run_logger().error("%s", message)
+        return Failed(message=message, data=exc)
 
 
 def sync(

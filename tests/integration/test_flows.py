@@ -238,13 +238,34 @@ def test_nightly_flow_leaves_a_markdown_artifact(api) -> None:
     assert SANDBOX_API_KEY not in text and SANDBOX_SERVER_HASH not in text
 
 
+def flow_run_errors(state) -> list[str]:  # type: ignore[no-untyped-def]
+    """The ERROR lines a flow run logged, as Prefect's UI shows them; none may carry a
+    traceback."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    run = LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=run))
+    assert logs, "the flow run logged nothing"
+    assert not [log.message for log in logs if "Traceback" in log.message]
+    return [log.message for log in logs if log.level >= 40]
+
+
 def test_a_failed_run_fails_the_flow_and_is_recorded(api, monkeypatch, tmp_path: Path) -> None:
     from flows.nightly import nightly_sync
     from flows.tasks import RunFailed
 
     monkeypatch.setenv("BANKCONNECT_API_KEY", "wrong-key")
-    with pytest.raises(RunFailed, match="failed"):
-        nightly_sync()
+    state = nightly_sync(return_state=True)
+    with pytest.raises(RunFailed, match="failed"):  # what a direct caller gets
+        state.result()
+    errors = flow_run_errors(state)  # one line, once, no traceback: the row says why
+    assert len(errors) == 1 and errors[0].startswith("run nightly-"), errors
+    assert state.message == errors[0]
+    assert "HTTP 401" in errors[0] and "wrong-key" not in errors[0]
     con = connect(tmp_path / "wh")
     try:
         status, error = con.sql("SELECT status, error FROM runs").fetchone()
@@ -318,6 +339,19 @@ def test_backfill_needs_a_selection(api) -> None:
         backfill()
     with pytest.raises(UserError, match="takes no entity or link ids"):
         backfill(all=True, entity_ids=["x"])
+
+
+def test_a_missing_secret_block_fails_the_flow_run_with_one_line(api) -> None:
+    from flows.nightly import nightly_sync
+
+    state = nightly_sync(secret_blocks={"api_key": "no-such-block"}, return_state=True)
+    assert state.is_failed()
+    expected = (
+        "secret_blocks: api_key: no Prefect Secret block named 'no-such-block' (hint: create "
+        "it once: Secret(value=...).save('no-such-block'), see docs/operations.md (Secrets))"
+    )
+    assert state.message == expected
+    assert flow_run_errors(state) == [expected]
 
 
 def test_secret_blocks_supply_the_credentials(api, monkeypatch, tmp_path: Path) -> None:
