@@ -30,7 +30,13 @@ import duckdb
 from bankconnect_etl import raw
 from bankconnect_etl.client import BankConnectClient, RunMetrics
 from bankconnect_etl.config import Settings
-from bankconnect_etl.errors import ApiError, BankConnectETLError, NoWarehouseError, UserError
+from bankconnect_etl.errors import (
+    ApiError,
+    BankConnectETLError,
+    NotFoundError,
+    NoWarehouseError,
+    UserError,
+)
 from bankconnect_etl.extract import Extractor, list_entities
 from bankconnect_etl.progress import Progress  # (entities done, total)
 from bankconnect_etl.transform import Batch, BatchTransform, ShapeError, Stats, entity_record
@@ -388,7 +394,11 @@ def select_entities(
     entity_ids: Iterable[str] | None = None,
     link_ids: Iterable[str] | None = None,
 ) -> Selection:
-    """Every listed entity, or those of ``link_ids`` and ``entity_ids`` (both may be given)."""
+    """Every listed entity, or those of ``link_ids`` and ``entity_ids`` (both may be given).
+
+    A named entity is looked up first (one request each, concurrently): one the API does
+    not know is left out with a warning, as a link id with no entities is, rather than
+    written to the warehouse as a failed entity that never existed (a typo)."""
     entities: dict[str, dict] = {}
     complete = True
     if entity_ids is None and link_ids is None:
@@ -401,9 +411,30 @@ def select_entities(
             log.warning("link_id %s: no entities", link_id)
         entities.update((e["entity_id"], e) for e in listing.entities)
         complete = complete and listing.complete
-    for entity_id in entity_ids or ():
-        entities.setdefault(str(entity_id), {})
+    named = [e for e in dict.fromkeys(map(str, entity_ids or ())) if e not in entities]
+    for entity_id, detail in _look_up(client, named):
+        if detail is None:
+            log.warning("entity_id %s: not found at the API; skipped", entity_id)
+        else:
+            entities[entity_id] = {k: detail.get(k) for k in ("link_id", "meta_data")}
+            entities[entity_id]["entity_id"] = entity_id
     return Selection(entities, complete)
+
+
+def _look_up(client: BankConnectClient, entity_ids: list[str]) -> list[tuple[str, dict | None]]:
+    """Each entity's detail, or None where the API answers 404; in the order given."""
+
+    def detail(entity_id: str) -> dict | None:
+        try:
+            return client.entity(entity_id)
+        except NotFoundError:
+            return None
+
+    if not entity_ids:
+        return []
+    workers = max(1, min(len(entity_ids), client.settings.concurrency))
+    with ThreadPoolExecutor(workers, thread_name_prefix="look-up") as pool:
+        return list(zip(entity_ids, pool.map(detail, entity_ids), strict=True))
 
 
 def plan_entities(

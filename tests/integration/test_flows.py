@@ -281,11 +281,17 @@ def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
     from flows.backfill import backfill
 
     ids = [e["entity_id"] for e in listing(api)][:3]
-    result = backfill(entity_ids=ids)
+    typo = "00000000-0000-0000-0000-000000000000"
+    result = backfill(entity_ids=[*ids, typo])
     assert result["sync"] == {"seen": 3, "new": 3}
     assert synced_by(tmp_path / "wh", result["run_id"]) == set(ids)
-    # no listing: the entity endpoint was asked directly
-    assert run_row(tmp_path / "wh", result["run_id"])[2] == PER_ENTITY * 3 + 1
+    # no listing: each named entity looked up (the typo too), then fetched whole
+    assert run_row(tmp_path / "wh", result["run_id"])[2] == 4 + PER_ENTITY * 3 + 1
+    con = connect(tmp_path / "wh")
+    try:  # an id the API does not know leaves no row behind
+        assert con.sql(f"SELECT count(*) FROM entities WHERE entity_id = '{typo}'").fetchone() == (0,)
+    finally:
+        con.close()
 
 
 def test_backfill_link_ids_fetches_the_entities_of_the_link(api, tmp_path: Path) -> None:
@@ -319,7 +325,8 @@ def test_backfill_dry_run_writes_nothing(api, tmp_path: Path) -> None:
 
     ids = [e["entity_id"] for e in listing(api)]
     backfill(entity_ids=ids[:2])
-    result = backfill(entity_ids=ids[:4], dry_run=True)
+    result = backfill(entity_ids=[*ids[:4], "00000000-0000-0000-0000-000000000000"], dry_run=True)
+    # an id the API does not know is not "new": it is left out (with a warning)
     assert result == {"dry_run": True, "entities": 4, "actions": {"check": 2, "new": 2}}
     forced = backfill(all=True, force=True, dry_run=True)
     assert forced["actions"] == {"forced": 2, "new": 23}
