@@ -289,7 +289,8 @@ def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
     assert run_row(tmp_path / "wh", result["run_id"])[2] == 4 + PER_ENTITY * 3 + 1
     con = connect(tmp_path / "wh")
     try:  # an id the API does not know leaves no row behind
-        assert con.sql(f"SELECT count(*) FROM entities WHERE entity_id = '{typo}'").fetchone() == (0,)
+        found = con.execute("SELECT count(*) FROM entities WHERE entity_id = ?", [typo])
+        assert found.fetchone() == (0,)
     finally:
         con.close()
 
