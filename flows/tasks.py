@@ -22,7 +22,7 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 
 from bankconnect_etl.config import Settings
-from bankconnect_etl.errors import BankConnectETLError, ConfigError, UserError
+from bankconnect_etl.errors import BankConnectETLError, ConfigError
 from bankconnect_etl.pipeline import Plan, dry_run, run_sync
 from bankconnect_etl.progress import LogProgress
 from bankconnect_etl.render import plan_markdown, summary_lines, summary_markdown
@@ -75,7 +75,7 @@ def ends_failed_on_error(body: Callable[[], dict]) -> dict | State:
     try:
         return body()
     except BankConnectETLError as exc:
-        hint = getattr(exc, "hint", None) if isinstance(exc, UserError) else None
+        hint = getattr(exc, "hint", None)  # user errors carry one
         message = f"{exc} (hint: {hint})" if hint else str(exc)
         get_run_logger().error("%s", message)
         return Failed(message=message, data=exc)
