@@ -415,9 +415,12 @@ def select_entities(
     for entity_id, detail in _look_up(client, named):
         if detail is None:
             log.warning("entity_id %s: not found at the API; skipped", entity_id)
-        else:
-            entities[entity_id] = {k: detail.get(k) for k in ("link_id", "meta_data")}
-            entities[entity_id]["entity_id"] = entity_id
+        else:  # the shape a listing gives
+            entities[entity_id] = {
+                "entity_id": entity_id,
+                "link_id": detail.get("link_id"),
+                "meta_data": detail.get("meta_data"),
+            }
     return Selection(entities, complete)
 
 
@@ -432,7 +435,7 @@ def _look_up(client: BankConnectClient, entity_ids: list[str]) -> list[tuple[str
 
     if not entity_ids:
         return []
-    workers = max(1, min(len(entity_ids), client.settings.concurrency))
+    workers = min(len(entity_ids), client.settings.concurrency)  # both at least 1
     with ThreadPoolExecutor(workers, thread_name_prefix="look-up") as pool:
         return list(zip(entity_ids, pool.map(detail, entity_ids), strict=True))
 
