@@ -285,7 +285,12 @@ class BatchTransform:
                     seq_of.setdefault(r["hash"], seq)
                 k["transaction"].records.append(r)
                 k["transaction"].ctx.append(
-                    {"entity_id": entity_id, "txn_seq": seq, "statement_id": single.get(account)}
+                    {
+                        "entity_id": entity_id,
+                        "txn_seq": seq,
+                        "statement_id": single.get(account),
+                        "account_id": account,  # for its quarantine row, should it fail
+                    }
                 )
         for endpoint, kind in (
             ("salary", "salary_transaction"),
@@ -486,14 +491,27 @@ class BatchTransform:
             return data
         for i, found in sorted(reasons.items()):
             raw = sources[i][0] if sources is not None else frame.iloc[i].to_dict()
-            entity = frame["entity_id"].iat[i] if "entity_id" in frame else None
-            self._quarantine(name, None if pd.isna(entity) else entity, raw, found)
+            self._quarantine(
+                name,
+                _cell(frame, "entity_id", i),
+                raw,
+                found,
+                account_id=_cell(frame, "account_id", i),
+                txn_seq=_cell(frame, "txn_seq", i),
+            )
         keep = np.ones(data.num_rows, dtype=bool)
         keep[list(reasons)] = False
         return data.filter(pyarrow_.array(keep))
 
     def _quarantine(
-        self, table: str, entity_id: str | None, record: Any, found: list[tuple[str, str]]
+        self,
+        table: str,
+        entity_id: str | None,
+        record: Any,
+        found: list[tuple[str, str]],
+        *,
+        account_id: str | None = None,
+        txn_seq: int | None = None,
     ) -> None:
         checks = [c for c, _ in found]
         for c in checks:
@@ -504,6 +522,8 @@ class BatchTransform:
                 "quarantined_at": self.now,
                 "table_name": table,
                 "entity_id": entity_id,
+                "account_id": account_id,
+                "txn_seq": None if txn_seq is None else int(txn_seq),
                 "reason": "; ".join(text for _, text in found),
                 "checks": checks,
                 "raw_record": orjson.dumps(
@@ -583,7 +603,14 @@ class BatchTransform:
                 if i not in reasons:
                     good.append((rec, ctx))
                     continue
-                self._quarantine(table, ctx.get("entity_id"), rec, reasons[i])
+                self._quarantine(
+                    table,
+                    ctx.get("entity_id"),
+                    rec,
+                    reasons[i],
+                    account_id=_account_of(rec, ctx),
+                    txn_seq=ctx.get("txn_seq"),
+                )
         if objs and kind in TXN_KINDS:
             bad = np.fromiter(reasons, dtype=np.int64, count=len(reasons))
             self.wire[kind] = _wire_table(frame, ~np.isin(np.asarray(objs), bad))
@@ -783,6 +810,24 @@ def to_arrow(table: str, rows: list[dict]) -> pyarrow_.Table:
         else:
             arrays.append(pyarrow_.array(values, f.type))
     return pyarrow_.Table.from_arrays(arrays, schema=schema)
+
+
+def _cell(frame: pd.DataFrame, column: str, i: int) -> Any:
+    """Row ``i``'s value in ``column``; None when the table has no such column or it is null."""
+    if column not in frame:
+        return None
+    value = frame[column].iat[i]
+    return None if pd.isna(value) else value
+
+
+def _account_of(record: Any, ctx: dict) -> str | None:
+    """The account a quarantined record belongs to: the one it names, else (a transaction
+    without a readable account_id) the account whose rows it sits among."""
+    named = record.get("account_id") if isinstance(record, dict) else None
+    if isinstance(named, str) and named.strip():
+        return named
+    among = ctx.get("account_id")
+    return among if isinstance(among, str) and among.strip() else None
 
 
 TXN_KINDS = frozenset(

@@ -235,13 +235,18 @@ DUCKDB_TYPES = {
 }
 
 
+def column_types(table: str) -> dict[str, str]:
+    """``table``'s columns and their DuckDB types, in order, from its pandera model."""
+    return {
+        f.name: "JSON" if (table, f.name) in JSON_COLUMNS else DUCKDB_TYPES[f.type]
+        for f in arrow_schema(table)
+    }
+
+
 def ddl(table: str) -> list[str]:
     """CREATE TABLE (and partitioning) for ``table``, from its pandera model."""
-    columns = []
-    for f in arrow_schema(table):
-        kind = "JSON" if (table, f.name) in JSON_COLUMNS else DUCKDB_TYPES[f.type]
-        columns.append(f"{f.name} {kind}")
-    create = f"CREATE TABLE IF NOT EXISTS {LAKE}.{table} ({', '.join(columns)})"
+    columns = ", ".join(f"{name} {kind}" for name, kind in column_types(table).items())
+    create = f"CREATE TABLE IF NOT EXISTS {LAKE}.{table} ({columns})"
     return [create, partitioning(table)] if TABLES[table].partition_date else [create]
 
 
@@ -365,22 +370,38 @@ class Writer:
         return f"pid {h.get('pid')} on {h.get('host')}{run}, since {h.get('since')}"
 
     def _create_tables(self) -> None:
-        """Create the missing tables, and bring an existing table's partitioning to its
-        spec's (a lake written by an earlier version). DuckLake applies a new partitioning
-        to data written from then on; older files stay as they were written."""
+        """Create the missing tables, and bring an existing table (a lake written by an
+        earlier version) up to its spec: the columns added since, null in the rows written
+        before, and the partitioning. DuckLake applies a new partitioning to data written
+        from then on; older files stay as they were written. A column whose type differs
+        from the spec's is an error: no cast is safe to guess."""
         con = self._con
-        existing = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]
-            ).fetchall()
-        }
+        existing: dict[str, dict[str, str]] = {}
+        for table, column, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = ? AND schema_name = 'main'",
+            [LAKE],
+        ).fetchall():
+            existing.setdefault(table, {})[column] = kind
         partitioned = _partitioned_tables(con) if existing else set()
         statements = []
         for table, spec in TABLES.items():
             if table not in existing:
                 statements += ddl(table)
-            elif bool(spec.partition_date) != (table in partitioned):
+                continue
+            for column, kind in column_types(table).items():
+                found = existing[table].get(column)
+                if found is None:
+                    statements.append(f"ALTER TABLE {LAKE}.{table} ADD COLUMN {column} {kind}")
+                elif found.replace(" ", "") != kind:
+                    raise WarehouseError(
+                        f"the warehouse at {self.paths.root}/: {table}.{column} is {found}, "
+                        f"this version of bankconnect-etl writes {kind}",
+                        hint="copy its raw/ folder into an empty one and run `bankconnect-etl "
+                        "rebuild --from-raw --warehouse <that folder>`, or keep using the "
+                        "version that wrote it",
+                    )
+            if bool(spec.partition_date) != (table in partitioned):
                 statements.append(partitioning(table))
         if not statements:
             return
@@ -459,9 +480,10 @@ class Writer:
         try:
             cols = arrow_schema("entities").names
             select = [
-                "least(n.first_seen_at, coalesce(o.first_seen_at, n.first_seen_at))"
+                "least(n.first_seen_at, coalesce(o.first_seen_at, n.first_seen_at)) "
+                "AS first_seen_at"
                 if c == "first_seen_at"
-                else "coalesce(n.last_synced_at, o.last_synced_at)"
+                else "coalesce(n.last_synced_at, o.last_synced_at) AS last_synced_at"
                 if c == "last_synced_at"
                 else f"n.{c}"
                 for c in cols
@@ -474,7 +496,7 @@ class Writer:
                 f"DELETE FROM {LAKE}.entities "
                 "WHERE entity_id IN (SELECT entity_id FROM batch_entities)"
             )
-            con.execute(f"INSERT INTO {LAKE}.entities SELECT * FROM merged_entities")
+            con.execute(f"INSERT INTO {LAKE}.entities BY NAME SELECT * FROM merged_entities")
         finally:
             con.unregister("batch_entities")
 
@@ -484,7 +506,8 @@ class Writer:
         name = f"batch_{table}"
         self._con.register(name, rows)
         try:
-            self._con.execute(f"INSERT INTO {LAKE}.{table} SELECT * FROM {name}")
+            # by name: a column added to a lake written by an earlier version comes last
+            self._con.execute(f"INSERT INTO {LAKE}.{table} BY NAME SELECT * FROM {name}")
         finally:
             self._con.unregister(name)
 

@@ -261,6 +261,18 @@ class Quarantine(_Table):
     quarantined_at: Series[Timestamp] = _f("When (UTC).")
     table_name: Series[Str] = _f("The table the record was bound for.")
     entity_id: Series[Str] = _f("Entity, when known.", nullable=True)
+    account_id: Series[Str] = _f(
+        "The account the record names; for a transaction without a readable one, the "
+        "account whose rows it sits among. Null when neither is known.",
+        nullable=True,
+    )
+    txn_seq: Series[Int] = _f(
+        "transactions: the txn_seq the row would have had, the gap it leaves in its "
+        "account; salary, lender and recurring-set transactions: the txn_seq of the "
+        "transaction with the same hash. Null otherwise.",
+        nullable=True,
+        ge=1,
+    )
     reason: Series[Str] = _f("Every failed check, as 'column: problem (value)'; '; '-joined.")
     checks: Series[StrList] = _f("Names of the failed checks.")
     raw_record: Series[Json] = _f("The record exactly as the API sent it (JSON).")

@@ -399,6 +399,63 @@ def test_a_lake_laid_out_by_an_earlier_version_takes_the_current_partitioning(
     assert_same_tables(table_rows(wh), table_rows(tmp_path / "fresh"))
 
 
+def test_a_lake_written_before_a_column_existed_gains_it(tmp_path: Path, rich) -> None:
+    """A lake whose quarantine table predates account_id and txn_seq: the next writer adds
+    them (null in the rows written before, filled from then on), and once the columns are
+    there opening a writer adds no snapshot."""
+    wh = tmp_path / "wh"
+    spoiled = copy.deepcopy(rich[:2])
+    for r in spoiled:
+        r["responses"]["transactions"]["transactions"][3]["amount"] = "abc"
+
+    def where(record: dict) -> tuple[str, int]:  # the 4th row's account, its place there
+        txns = record["responses"]["transactions"]["transactions"]
+        account = txns[3]["account_id"]
+        return account, sum(t["account_id"] == account for t in txns[:4])
+
+    with Writer(wh, wait_s=30) as w:
+        w.con.execute("ALTER TABLE lake.quarantine DROP COLUMN account_id")
+        w.con.execute("ALTER TABLE lake.quarantine DROP COLUMN txn_seq")
+    with pytest.raises(duckdb.BinderException):  # the old version's lake, as it loaded
+        scalar(wh, "SELECT count(txn_seq) FROM quarantine")
+    with Writer(wh, wait_s=30) as w:  # the earlier version's rows: no such columns then
+        w.con.execute(
+            "INSERT INTO lake.quarantine (run_id, quarantined_at, table_name, entity_id, "
+            "reason, checks, raw_record) VALUES ('run-old', now()::TIMESTAMP, 'transactions', "
+            "'e-old', 'amount: not money', ['money'], '{}')"
+        )
+    load_run(wh, spoiled, "run-new")
+
+    con = connect(wh, read_only=True)
+    try:
+        got = con.execute(
+            "SELECT run_id, entity_id, account_id, txn_seq FROM quarantine ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+    want = sorted(("run-new", r["entity_id"], *where(r)) for r in spoiled)
+    want.append(("run-old", "e-old", None, None))
+    assert got == want
+    with Writer(wh, wait_s=30) as w:
+        current = w.snapshot_id()
+    with Writer(wh, wait_s=30) as w:
+        assert w.snapshot_id() == current
+
+
+def test_a_lake_column_of_another_type_is_a_user_error(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    with Writer(wh, wait_s=30) as w:
+        w.con.execute("ALTER TABLE lake.quarantine DROP COLUMN txn_seq")
+        w.con.execute("ALTER TABLE lake.quarantine ADD COLUMN txn_seq VARCHAR")
+    with pytest.raises(WarehouseError) as caught, Writer(wh, wait_s=30):
+        pass
+    assert str(caught.value) == (
+        f"the warehouse at {wh}/: quarantine.txn_seq is VARCHAR, "
+        "this version of bankconnect-etl writes BIGINT"
+    )
+    assert "rebuild --from-raw" in caught.value.hint
+
+
 # ---------------------------------------------------------------------- 3. a reader
 
 

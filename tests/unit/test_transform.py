@@ -219,6 +219,9 @@ def test_bad_record_is_quarantined_and_the_rest_of_its_entity_loads(
         assert shown in q["reason"]
     assert len(q["checks"]) == 1
     assert canonical(json.loads(q["raw_record"])) == canonical(bad)  # kept verbatim
+    # where it belongs: its account (the one it sits among when it names none readably)
+    # and the txn_seq it would have had, the gap it leaves
+    assert (q["account_id"], q["txn_seq"]) == (sent[BAD - 1]["account_id"], BAD + 1)
     assert sum(batch.stats.quarantined.values()) == 1
     assert {table for table, _ in batch.stats.quarantined} == {"transactions"}
 
@@ -282,6 +285,8 @@ def test_a_record_of_an_account_the_entity_does_not_list_is_quarantined(one_acco
 
     (q,) = rows(batch, "quarantine")
     assert q["checks"] == ["account"] and q["table_name"] == "transactions"
+    # the first row of the account it names; the listed account's rows keep no gap for it
+    assert (q["account_id"], q["txn_seq"]) == ("nonexistent-acct", 1)
     assert q["reason"] == (
         "account_id: not an account the accounts endpoint lists for this entity "
         '("nonexistent-acct")'
@@ -289,7 +294,27 @@ def test_a_record_of_an_account_the_entity_does_not_list_is_quarantined(one_acco
     assert canonical(json.loads(q["raw_record"])) == canonical(bad)
     loaded = rows(batch, "transactions")
     assert [r["hash"] for r in loaded] == [t["hash"] for i, t in enumerate(sent) if i != BAD]
+    assert [r["txn_seq"] for r in loaded] == list(range(1, len(sent)))
     assert {r["account_id"] for r in rows(batch, "accounts")} == {r["account_id"] for r in loaded}
+
+
+def test_a_quarantined_salary_transaction_or_duplicate_says_where_it_belongs(one_account):
+    """A salary transaction carries the txn_seq of the transaction with its hash; a
+    repeated transaction (caught by the table's key, after typing) its own position."""
+    record = copy.deepcopy(one_account)
+    txns, salary = txns_of(record), txns_of(record, "salary")
+    salary[0]["amount"] = "abc"
+    txns.append(copy.deepcopy(txns[BAD]))  # the API sent one transaction twice
+    seq = next(i for i, t in enumerate(txns, start=1) if t["hash"] == salary[0]["hash"])
+
+    got = {q["table_name"]: q for q in rows(run(record), "quarantine")}
+
+    assert set(got) == {"salary_transactions", "transactions"}
+    q = got["salary_transactions"]
+    assert (q["account_id"], q["txn_seq"]) == (salary[0]["account_id"], seq)
+    q = got["transactions"]
+    assert q["checks"] == ["duplicate_key"]
+    assert (q["account_id"], q["txn_seq"]) == (txns[BAD]["account_id"], len(txns))
 
 
 def test_a_record_failing_several_checks_lists_every_one(one_account):
