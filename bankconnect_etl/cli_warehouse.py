@@ -16,7 +16,8 @@ from bankconnect_etl.errors import UserError
 Formatter = Callable[[str], argparse.HelpFormatter]
 
 SQL_HELP = """\
-Run one SQL statement against the warehouse (read-only) and print the result.
+Run SQL against the warehouse (read-only) and print the result. Several statements
+separated by ';' run in order and print a result each (--format table only).
 
 Tables are selected already (FROM transactions works); `lake.snapshots()` lists the
 snapshots you can travel to with --as-of.
@@ -58,7 +59,7 @@ def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
     p = sub.add_parser(
         "sql", help="run SQL on the warehouse", description=SQL_HELP, formatter_class=formatter
     )
-    p.add_argument("query", help="one SQL statement")
+    p.add_argument("query", help="SQL: one statement, or several separated by ';'")
     p.add_argument(
         "--format",
         choices=("table", "csv", "json"),
@@ -110,16 +111,20 @@ def _warehouse_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _connect(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
+def _connect(args: argparse.Namespace, *, pin: bool = False) -> duckdb.DuckDBPyConnection:
     from bankconnect_etl.config import Settings
     from bankconnect_etl.warehouse import connect
 
     root = args.warehouse or Settings.load().warehouse
-    return connect(root, read_only=True, as_of=args.as_of)
+    return connect(root, read_only=True, as_of=args.as_of, pin=pin)
 
 
 def run_sql(args: argparse.Namespace) -> int:
-    con = _connect(args)
+    try:  # several statements read one snapshot, even while a sync commits
+        several = len(duckdb.connect().extract_statements(args.query)) > 1
+    except duckdb.Error:
+        several = False  # query_output reports the syntax error
+    con = _connect(args, pin=several)
     try:
         out = query_output(con, args.query, args.format)
     finally:
@@ -130,30 +135,50 @@ def run_sql(args: argparse.Namespace) -> int:
 
 
 def query_output(con: duckdb.DuckDBPyConnection, query: str, fmt: str = "table") -> str:
-    """Run ``query``; its result as text. A SQL error is a one-line UserError."""
-    from bankconnect_etl.render import format_table
-
+    """Run ``query``, statement by statement; their results as text, a blank line between
+    two. A SQL error is a one-line UserError naming the statement when there are several."""
     try:
-        rel = con.sql(query)
-        if rel is None:
-            return ""
-        if fmt == "table":
-            return format_table(rel)
-        if fmt == "csv":
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            w.writerow(rel.columns)
-            w.writerows(rel.fetchall())
-            return buf.getvalue().rstrip("\n")
-        con.register("query_result", rel.to_arrow_table())
-        try:
-            lines = con.sql("SELECT to_json(q)::VARCHAR FROM query_result q").fetchall()
-        finally:
-            con.unregister("query_result")
-        return "\n".join(line for (line,) in lines)
+        statements = [s.query for s in con.extract_statements(query)]
     except duckdb.Error as exc:
         first, hint = _sql_error(str(exc))
         raise UserError(f"sql: {first}", hint=hint) from exc
+    if len(statements) > 1 and fmt != "table":
+        raise UserError(
+            f"sql: --format {fmt} prints one result, and the query has {len(statements)} "
+            "statements",
+            hint="run them one at a time, or leave out --format",
+        )
+    outs = []
+    for n, statement in enumerate(statements, start=1):
+        try:
+            outs.append(_statement_output(con, statement, fmt))
+        except duckdb.Error as exc:
+            first, hint = _sql_error(str(exc))
+            where = f"statement {n} of {len(statements)}: " if len(statements) > 1 else ""
+            raise UserError(f"sql: {where}{first}", hint=hint) from exc
+    return "\n\n".join(out for out in outs if out)
+
+
+def _statement_output(con: duckdb.DuckDBPyConnection, statement: str, fmt: str) -> str:
+    from bankconnect_etl.render import format_table
+
+    rel = con.sql(statement)
+    if rel is None:
+        return ""
+    if fmt == "table":
+        return format_table(rel)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(rel.columns)
+        w.writerows(rel.fetchall())
+        return buf.getvalue().rstrip("\n")
+    con.register("query_result", rel.to_arrow_table())
+    try:
+        lines = con.sql("SELECT to_json(q)::VARCHAR FROM query_result q").fetchall()
+    finally:
+        con.unregister("query_result")
+    return "\n".join(line for (line,) in lines)
 
 
 def _sql_error(text: str) -> tuple[str, str]:

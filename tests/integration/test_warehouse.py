@@ -675,6 +675,9 @@ def test_time_travel_in_python_and_the_cli_and_sql_errors_with_hints(tmp_path: P
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["n", str(old)]
+    r = cli("sql", f"{query}; SELECT 1 AS one", warehouse=wh, cwd=tmp_path)  # pinned, each shown
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["n", "-" * len(str(new)), str(new), "one", "---", "1"]
 
     r = cli("sql", query, "--as-of", "2001-01-01T00:00:00", warehouse=wh, cwd=tmp_path)
     assert r.returncode == 2

@@ -1,9 +1,12 @@
-"""The command line's text tables."""
+"""The command line's text tables and `sql` output."""
 
 from __future__ import annotations
 
 import duckdb
+import pytest
 
+from bankconnect_etl.cli_warehouse import query_output
+from bankconnect_etl.errors import UserError
 from bankconnect_etl.render import format_table
 
 
@@ -39,3 +42,30 @@ def test_a_dry_run_counts_its_entities_in_words() -> None:
         "        1  forced: fetched",
         "        1  new: fetched",
     ]
+
+
+def test_sql_runs_each_statement_and_prints_a_result_each() -> None:
+    con = duckdb.connect()
+    assert query_output(con, "SELECT 1 AS a; -- and\nSELECT 2 AS b;").split("\n\n") == [
+        "a\n-\n1",
+        "b\n-\n2",
+    ]
+    assert query_output(con, "SELECT 1 AS a", "csv") == "a\n1"
+    assert query_output(con, "-- nothing to run") == ""
+
+
+def test_sql_errors_name_the_statement_and_refuse_two_results_in_one_csv() -> None:
+    con = duckdb.connect()
+    with pytest.raises(UserError) as caught:
+        query_output(con, "SELECT 1; SELECT nope")
+    assert str(caught.value).startswith(
+        'sql: statement 2 of 2: Binder Error: Referenced column "nope"'
+    )
+    with pytest.raises(UserError) as caught:
+        query_output(con, "SELECT 1; SELECT 2", "json")
+    assert (
+        str(caught.value) == "sql: --format json prints one result, and the query has 2 statements"
+    )
+    with pytest.raises(UserError) as caught:
+        query_output(con, "SELEC 1")
+    assert str(caught.value).startswith("sql: Parser Error: syntax error at or near")
