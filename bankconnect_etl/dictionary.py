@@ -26,8 +26,10 @@ under `year=YYYY/month=M/` of the date named.
 Read the tables through DuckLake (DuckDB with the catalog: docs/warehouse.md), never by
 globbing the Parquet folders: they also hold files a compaction replaced (kept two days for
 time travel and open readers) and delete files, so pyarrow, Spark or Polars on a folder
-count rows twice. "null: no" is enforced when rows are loaded (the pandera contract sends
-a record that breaks it to `quarantine`), not declared in the catalog. In pandas, `.df()`
+count rows twice. "null: no" is checked when rows are loaded (the pandera contract sends
+a record that breaks it to `quarantine`) and declared NOT NULL in the catalog, so DESCRIBE
+and other tools see it (a lake written by an earlier version gets it declared by its next
+writer, on each table that holds rows). In pandas, `.df()`
 turns DECIMAL money into float64: sum in SQL, or use `.arrow()` or `.fetchall()` for exact
 values.
 """

@@ -33,6 +33,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import util as importlib_util
+from itertools import zip_longest
 from pathlib import Path
 
 import duckdb
@@ -243,9 +244,18 @@ def column_types(table: str) -> dict[str, str]:
     }
 
 
+def not_null(table: str) -> set[str]:
+    """``table``'s columns its pandera model requires (declared NOT NULL in the catalog)."""
+    return {n for n, col in TABLES[table].model.to_schema().columns.items() if not col.nullable}
+
+
 def ddl(table: str) -> list[str]:
     """CREATE TABLE (and partitioning) for ``table``, from its pandera model."""
-    columns = ", ".join(f"{name} {kind}" for name, kind in column_types(table).items())
+    required = not_null(table)
+    columns = ", ".join(
+        f"{name} {kind}{' NOT NULL' if name in required else ''}"
+        for name, kind in column_types(table).items()
+    )
     create = f"CREATE TABLE IF NOT EXISTS {LAKE}.{table} ({columns})"
     return [create, partitioning(table)] if TABLES[table].partition_date else [create]
 
@@ -371,44 +381,79 @@ class Writer:
 
     def _create_tables(self) -> None:
         """Create the missing tables, and bring an existing table (a lake written by an
-        earlier version) up to its spec: the columns added since, null in the rows written
-        before, and the partitioning. DuckLake applies a new partitioning to data written
-        from then on; older files stay as they were written. A column whose type differs
-        from the spec's is an error: no cast is safe to guess."""
+        earlier version) up to its spec: the nullable columns added since (null in the
+        rows written before), NOT NULL as the spec says, and the partitioning. DuckLake
+        applies a new partitioning to data written from then on; older files stay as they
+        were written. What cannot be brought up to date without guessing (a column of
+        another type, a required column the older rows lack or leave null) is an error,
+        raised before anything changes."""
         con = self._con
-        existing: dict[str, dict[str, str]] = {}
-        for table, column, kind in con.execute(
-            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        existing: dict[str, dict[str, tuple[str, bool]]] = {}
+        for table, column, kind, nullable in con.execute(
+            "SELECT table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
             "WHERE database_name = ? AND schema_name = 'main'",
             [LAKE],
         ).fetchall():
-            existing.setdefault(table, {})[column] = kind
+            existing.setdefault(table, {})[column] = (kind, nullable)
         partitioned = _partitioned_tables(con) if existing else set()
+        has_nulls = _column_nulls(con) if existing else {}
         statements = []
+        constraints: dict[str, list[str]] = {}  # by table, after the rest: see below
         for table, spec in TABLES.items():
             if table not in existing:
                 statements += ddl(table)
                 continue
+            required = not_null(table)
+            alter = f"ALTER TABLE {LAKE}.{table}"
             for column, kind in column_types(table).items():
-                found = existing[table].get(column)
+                where = f"{table}.{column}"
+                found, nullable = existing[table].get(column, (None, True))
+                if found is None and column in required:
+                    raise self._out_of_date(f"{where} is missing, and this version requires it")
                 if found is None:
-                    statements.append(f"ALTER TABLE {LAKE}.{table} ADD COLUMN {column} {kind}")
+                    statements.append(f"{alter} ADD COLUMN {column} {kind}")
                 elif found.replace(" ", "") != kind:
-                    raise WarehouseError(
-                        f"the warehouse at {self.paths.root}/: {table}.{column} is {found}, "
-                        f"this version of bankconnect-etl writes {kind}",
-                        hint="copy its raw/ folder into an empty one and run `bankconnect-etl "
-                        "rebuild --from-raw --warehouse <that folder>`, or keep using the "
-                        "version that wrote it",
+                    raise self._out_of_date(f"{where} is {found}, and this version writes {kind}")
+                elif nullable and column in required and (table, column) in has_nulls:
+                    if has_nulls[table, column]:
+                        raise self._out_of_date(
+                            f"{where} has nulls, and this version requires a value"
+                        )
+                    constraints.setdefault(table, []).append(
+                        f"{alter} ALTER COLUMN {column} SET NOT NULL"
+                    )
+                elif not nullable and column not in required:
+                    constraints.setdefault(table, []).append(
+                        f"{alter} ALTER COLUMN {column} DROP NOT NULL"
                     )
             if bool(spec.partition_date) != (table in partitioned):
                 statements.append(partitioning(table))
-        if not statements:
-            return
-        con.execute("BEGIN")
-        for statement in statements:
-            con.execute(statement)
-        con.execute("COMMIT")
+        # DuckLake sets NOT NULL only when a table's statistics prove no null (a table that
+        # never held a row has none: it is left to a later run, when it has rows), and on a
+        # table the transaction has not changed: so one column a table per transaction.
+        rounds = [statements, *map(list, zip_longest(*constraints.values()))]
+        for batch in filter(None, rounds):
+            con.execute("BEGIN")
+            try:
+                con.execute(
+                    f"CALL {LAKE}.set_commit_message('bankconnect-etl', ?)",
+                    ["tables brought up to this version's schema" if existing else "tables"],
+                )
+                for statement in filter(None, batch):
+                    con.execute(statement)
+                con.execute("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+
+    def _out_of_date(self, problem: str) -> WarehouseError:
+        return WarehouseError(
+            f"the warehouse at {self.paths.root}/ was written by another version of "
+            f"bankconnect-etl: {problem}",
+            hint="copy its raw/ folder into an empty one and run `bankconnect-etl rebuild "
+            "--from-raw --warehouse <that folder>`, or keep using the version that wrote it",
+        )
 
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
@@ -604,6 +649,22 @@ class Writer:
             result.deleted,
         )
         return result
+
+
+def _column_nulls(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], bool]:
+    """(table, column) → whether the column holds a null, for the columns of the lake's
+    tables that have statistics (a table that never held a row has none), from its
+    catalog."""
+    meta = f"__ducklake_metadata_{LAKE}"
+    rows = con.execute(
+        f"SELECT t.table_name, c.column_name, s.contains_null FROM {meta}.ducklake_table t "
+        f"JOIN {meta}.ducklake_column c ON c.table_id = t.table_id "
+        f"JOIN {meta}.ducklake_table_column_stats s "
+        "ON s.table_id = t.table_id AND s.column_id = c.column_id "
+        "WHERE t.end_snapshot IS NULL AND c.end_snapshot IS NULL "
+        "AND c.parent_column IS NULL AND s.contains_null IS NOT NULL"
+    ).fetchall()
+    return {(table, column): bool(nulls) for table, column, nulls in rows}
 
 
 def _partitioned_tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -442,18 +442,81 @@ def test_a_lake_written_before_a_column_existed_gains_it(tmp_path: Path, rich) -
         assert w.snapshot_id() == current
 
 
-def test_a_lake_column_of_another_type_is_a_user_error(tmp_path: Path) -> None:
+def test_a_lake_declares_not_null_where_the_contract_requires_a_value(tmp_path: Path, rich) -> None:
+    """Required columns are NOT NULL in the catalog (what DESCRIBE and other tools show).
+    A lake written before they were declared gets them, except on a table that never held
+    a row (DuckLake needs statistics to prove no null), and loses one the contract no
+    longer requires. A load that would break one fails in DuckDB too."""
+    wh = tmp_path / "wh"
+
+    def nullable(w: Writer, table: str) -> dict[str, bool]:
+        return dict(
+            w.con.execute(
+                "SELECT column_name, is_nullable FROM duckdb_columns() "
+                "WHERE database_name = 'lake' AND table_name = ?",
+                [table],
+            ).fetchall()
+        )
+
+    load_run(wh, rich[:2], "run-1")
+    with Writer(wh, wait_s=30) as w:
+        fresh = {t: nullable(w, t) for t in ("transactions", "entities", "quarantine")}
+        assert fresh["transactions"]["amount"] is False
+        assert fresh["entities"]["link_id"] is True
+        assert fresh["quarantine"]["reason"] is False
+        for table, column in (("transactions", "amount"), ("transactions", "txn_seq")):
+            w.con.execute(f"ALTER TABLE lake.{table} ALTER COLUMN {column} DROP NOT NULL")
+        w.con.execute("ALTER TABLE lake.quarantine ALTER COLUMN reason DROP NOT NULL")
+        w.con.execute("ALTER TABLE lake.entities ALTER COLUMN link_id SET NOT NULL")
+    with Writer(wh, wait_s=30) as w:
+        assert nullable(w, "transactions") == fresh["transactions"]
+        assert nullable(w, "entities") == fresh["entities"]
+        assert nullable(w, "quarantine") == {**fresh["quarantine"], "reason": True}
+        with pytest.raises(duckdb.ConstraintException):
+            w.con.execute("INSERT INTO lake.transactions (entity_id) VALUES ('e')")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            [
+                "ALTER TABLE lake.quarantine DROP COLUMN txn_seq",
+                "ALTER TABLE lake.quarantine ADD COLUMN txn_seq VARCHAR",
+            ],
+            "quarantine.txn_seq is VARCHAR, and this version writes BIGINT",
+        ),
+        (
+            [
+                "ALTER TABLE lake.quarantine ALTER COLUMN reason DROP NOT NULL",
+                "INSERT INTO lake.quarantine (run_id, quarantined_at, table_name, checks, "
+                "raw_record) VALUES ('r', now()::TIMESTAMP, 't', [], '{}')",
+            ],
+            "quarantine.reason has nulls, and this version requires a value",
+        ),
+        (
+            ["ALTER TABLE lake.runs DROP COLUMN kind"],
+            "runs.kind is missing, and this version requires it",
+        ),
+    ],
+    ids=["other-type", "nulls-in-a-required-column", "required-column-missing"],
+)
+def test_a_lake_that_cannot_be_brought_up_to_date_is_a_user_error(
+    tmp_path: Path, change: list[str], problem: str
+) -> None:
     wh = tmp_path / "wh"
     with Writer(wh, wait_s=30) as w:
-        w.con.execute("ALTER TABLE lake.quarantine DROP COLUMN txn_seq")
-        w.con.execute("ALTER TABLE lake.quarantine ADD COLUMN txn_seq VARCHAR")
+        for statement in change:
+            w.con.execute(statement)
+        before = w.snapshot_id()
     with pytest.raises(WarehouseError) as caught, Writer(wh, wait_s=30):
         pass
     assert str(caught.value) == (
-        f"the warehouse at {wh}/: quarantine.txn_seq is VARCHAR, "
-        "this version of bankconnect-etl writes BIGINT"
+        f"the warehouse at {wh}/ was written by another version of bankconnect-etl: {problem}"
     )
     assert "rebuild --from-raw" in caught.value.hint
+    # raised before anything changed
+    assert scalar(wh, "SELECT max(snapshot_id) FROM lake.snapshots()") == before
 
 
 # ---------------------------------------------------------------------- 3. a reader
