@@ -566,6 +566,8 @@ SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("avg_monthly_income_inr", "Average monthly income ({last6})", inr),
     ("avg_monthly_obligations_inr", "Average monthly EMIs due ({last6})", inr),
     ("foir", "FOIR ({last6})", pct),
+    ("current_monthly_obligations_inr", "EMIs due now (largest of the last 3 months)", inr),
+    ("current_foir", "FOIR with the EMIs due now", pct),
     ("abb_last_3_complete_months_inr", "ABB ({last3})", inr),
     ("abb_last_6_complete_months_inr", "ABB ({last6})", inr),
     ("bounces_last_3_months", "Bounces, last 3 months", count),
@@ -648,8 +650,9 @@ def _summary(data: Data) -> dict:
 def _warn(summary: dict) -> set[str]:
     """Summary fields to highlight (HIGHLIGHT_LEGEND says which, in words)."""
     flags = set()
-    if (summary.get("foir") or 0) > FOIR_LIMIT:
-        flags.add("foir")
+    for key in ("foir", "current_foir"):
+        if (summary.get(key) or 0) > FOIR_LIMIT:
+            flags.add(key)
     for key in (
         "failed_statement_count",
         "high_severity_bounces_last_6_months",

@@ -28,12 +28,12 @@ statement_counts AS (
     GROUP BY entity_id
 ),
 
-entity_months AS (
+entity_months AS (  -- ABB over the accounts that are not overdraft accounts (od_utilisation)
     SELECT
         entity_id,
         month,
         bool_and(is_complete_month) AS is_complete,
-        sum(abb_daily_inr) AS abb_inr
+        sum(abb_daily_inr) FILTER (WHERE od_limit_inr IS NULL) AS abb_inr
     FROM account_monthly
     GROUP BY entity_id, month
 ),
@@ -97,6 +97,14 @@ dates AS (
         CAST(date_trunc('month', max(last_date)) AS DATE) AS last_month
     FROM stg_account_periods
     GROUP BY entity_id
+),
+
+running AS (  -- the EMIs due now: a loan's first often falls in a partial last month
+    SELECT f.entity_id, max(f.obligations_inr) AS current_monthly_obligations_inr
+    FROM entity_flows AS f
+    INNER JOIN dates AS d USING (entity_id)
+    WHERE f.month > d.last_month - INTERVAL 3 MONTH
+    GROUP BY f.entity_id
 ),
 
 bases AS (
@@ -203,6 +211,9 @@ SELECT
     w.avg_monthly_income_inr,
     w.avg_monthly_obligations_inr,
     w.foir,
+    CAST(r.current_monthly_obligations_inr AS DECIMAL(18, 2)) AS current_monthly_obligations_inr,
+    CAST(r.current_monthly_obligations_inr AS DOUBLE)
+        / nullif(CAST(w.avg_monthly_income_inr AS DOUBLE), 0) AS current_foir,
     w.abb_last_3_complete_months_inr,
     w.abb_last_6_complete_months_inr,
     CASE WHEN d.entity_id IS NOT NULL THEN coalesce(bo.bounces_last_3_months, 0) END
@@ -234,6 +245,7 @@ LEFT JOIN dates AS d USING (entity_id)
 LEFT JOIN coverage AS c USING (entity_id)
 LEFT JOIN bases AS ib USING (entity_id)
 LEFT JOIN windows AS w USING (entity_id)
+LEFT JOIN running AS r USING (entity_id)
 LEFT JOIN bounces AS bo USING (entity_id)
 LEFT JOIN salary AS sa USING (entity_id)
 LEFT JOIN cash AS ca USING (entity_id)

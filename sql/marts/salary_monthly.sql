@@ -1,8 +1,9 @@
 -- Grain: one row per account and salary month (the month the salary is for, the API's month_year).
 -- The per-account columns (months with salary, gaps, months since the last one, credit-day
--- spread, amount flags) repeat on each of the account's rows. The spread measures each
--- month's first credit from the last day of the month it is for, so a salary paid on the
--- 31st, the 1st and the 29th is three days apart, not thirty.
+-- spread, amount flags) repeat on each of the account's rows. The spread is the smaller of
+-- two: of each month's first credit day, and of its distance from the last day of the month
+-- it is for. So a salary paid on the 31st, the 1st and the 29th is three days apart, not
+-- thirty, and one paid on the 28th every month none, not three (February).
 
 WITH credits AS (
     SELECT entity_id, account_id, salary_month, hash, txn_date, amount, clean_transaction_note
@@ -35,7 +36,10 @@ per_account AS (
         count(*) AS months_with_salary,
         CAST(datediff('month', min(salary_month), max(salary_month)) + 1 - count(*) AS BIGINT)
             AS salary_gap_months,
-        max(days_after_month_end) - min(days_after_month_end) AS credit_day_spread_days,
+        least(
+            max(days_after_month_end) - min(days_after_month_end),
+            max(dayofmonth(first_credit_date)) - min(dayofmonth(first_credit_date))
+        ) AS credit_day_spread_days,
         max(salary_month) AS last_salary_month,
         count(*) >= 2 AND count(DISTINCT salary_inr) = 1 AS amount_unchanged,
         bool_and(salary_inr % 1000 = 0) AS amount_multiple_of_1000

@@ -99,3 +99,53 @@ def test_every_entity_has_a_row_even_without_statements_or_transactions(book: Bo
             "cash_deposit_share",
         )
         assert {k: r[k] for k in unknown} == dict.fromkeys(unknown)
+
+
+def test_current_obligations_count_a_new_loan_in_full_and_abb_leaves_out_overdrafts(
+    book: Book,
+) -> None:
+    """Savings account sb: 5,000 at every day's end from January to June 2024 (on each 1st
+    a 10,000 credit, a 2,000 EMI and an 8,000 debit), then on 10 July a new loan's first
+    EMI of 5,000, the last row (July is partial). Overdraft account od (limit 50,000):
+    20,001 overdrawn all along."""
+    book.entity("e1")
+    book.account("e1", "sb")
+    months = tuple(f"2024-{m:02d}" for m in range(1, 8))  # its statement lists them all
+    book.account("e1", "od", months=months, od_limit="50000.00")
+    emi = {"channel": "auto_debit_payment", "description": "lender_transaction"}
+    rows = []
+    for month in range(1, 8):
+        rows += [
+            cr(f"2024-{month:02d}-01", "10000.00"),
+            dr(f"2024-{month:02d}-01", "2000.00", **emi),
+            dr(f"2024-{month:02d}-01", "8000.00"),
+        ]
+    book.txns("e1", "sb", "5000.00", [*rows, dr("2024-07-10", "5000.00", **emi)])
+    book.txns("e1", "od", "-20000.00", [dr("2024-01-01", "1.00"), cr("2024-07-10", "1.00")])
+    book.refresh()
+
+    s = book.one("FROM entity_credit_summary")
+    assert s["complete_months"] == 6  # January to June
+    assert s["avg_monthly_income_inr"] == D("10000.00")
+    assert s["avg_monthly_obligations_inr"] == D("2000.00")
+    assert s["foir"] == pytest.approx(0.2)
+    # May 2,000, June 2,000, July 2,000 + 5,000: the new loan counts in full
+    assert s["current_monthly_obligations_inr"] == D("7000.00")
+    assert s["current_foir"] == pytest.approx(0.7)
+    # the savings account's balance only: the overdraft's −20,001 is utilisation
+    assert s["abb_last_3_complete_months_inr"] == D("5000.00")
+    assert s["abb_last_6_complete_months_inr"] == D("5000.00")
+    assert s["od_utilisation"] == pytest.approx(20001 / 50000)
+
+
+def test_an_entity_with_only_overdraft_accounts_has_no_abb(book: Book) -> None:
+    book.entity("e1")
+    book.account("e1", "od", months=("2024-01", "2024-02"), od_limit="50000.00")
+    book.txns("e1", "od", "-100.00", [dr("2024-01-01", "1.00"), dr("2024-02-29", "1.00")])
+    book.refresh()
+    s = book.one("FROM entity_credit_summary")
+    assert s["complete_months"] == 2
+    assert s["abb_last_3_complete_months_inr"] is None
+    assert s["abb_last_6_complete_months_inr"] is None
+    assert s["current_monthly_obligations_inr"] == D("0.00")
+    assert s["current_foir"] is None  # no income
