@@ -48,10 +48,20 @@ breaks AS (
     INNER JOIN stg_transactions AS t USING (entity_id, account_id, txn_seq)
 ),
 
-flagged AS (
-    SELECT DISTINCT entity_id, transaction_hash AS hash
+flagged AS (  -- the API's flag names the statement, which a row of a multi-statement account lacks
+    SELECT entity_id, transaction_hash AS hash, min(statement_id) AS flagged_statement_id
     FROM fraud_flags
     WHERE transaction_hash IS NOT NULL
+    GROUP BY entity_id, transaction_hash
+),
+
+named AS (
+    SELECT
+        b.* EXCLUDE (statement_id),
+        coalesce(b.statement_id, f.flagged_statement_id) AS statement_id,
+        f.hash IS NOT NULL AS flagged_by_api
+    FROM breaks AS b
+    LEFT JOIN flagged AS f USING (entity_id, hash)
 ),
 
 statement_verdicts AS (
@@ -93,11 +103,10 @@ SELECT
             )
         ) > 0
     END AS after_statement_gap,
-    f.hash IS NOT NULL AS flagged_by_api,
+    b.flagged_by_api,
     count(*) OVER (PARTITION BY b.entity_id, b.account_id, b.statement_id) AS statement_breaks,
     s.is_fraud AS statement_is_fraud
-FROM breaks AS b
-LEFT JOIN flagged AS f USING (entity_id, hash)
+FROM named AS b
 LEFT JOIN statement_verdicts AS s USING (entity_id, statement_id)
 LEFT JOIN coverage AS c USING (entity_id, account_id)
 ORDER BY b.entity_id, b.account_id, b.txn_seq

@@ -165,6 +165,28 @@ def test_running_balance_breaks_in_statement_order(book: Book) -> None:
     assert other["statement_breaks"] == 1
 
 
+def test_a_break_in_a_two_statement_account_takes_its_statement_from_the_api_flag(
+    book: Book,
+) -> None:
+    """a2's rows name no statement (it has two); the API flags the break's hash in s3,
+    which it marks fraudulent: the break carries s3 and its verdict."""
+    book.entity("e1")
+    book.account("e1", "a2", statement_ids=("s2", "s3"))
+    book.statement("e1", "s2", "a2")
+    book.statement("e1", "s3", "a2", is_fraud=True)
+    rows = book.txns(
+        "e1", "a2", "0", [cr("2024-01-02", "10.00"), cr("2024-01-03", "5.00", balance="20")]
+    )
+    book.fraud("e1", "s3", "inconsistent_transaction", rows[1]["hash"])
+    book.refresh()
+    b = book.one("FROM balance_integrity")
+    assert (b["txn_seq"], b["statement_id"], b["flagged_by_api"]) == (2, "s3", True)
+    assert (b["statement_is_fraud"], b["statement_breaks"]) == (True, 1)
+    # statement_integrity still leaves a two-statement account's per-statement counts
+    # unknown: the rows the API did not flag cannot be placed
+    assert book.one("FROM statement_integrity WHERE statement_id = 's3'")["balance_breaks"] is None
+
+
 def test_statement_counts_beside_the_api_verdicts(book: Book) -> None:
     integrity_fixture(book)
     s = {r["statement_id"]: r for r in book.rows_of("FROM statement_integrity")}
