@@ -34,6 +34,11 @@ def build_server(config: SandboxConfig, log_level: str = "warning") -> uvicorn.S
     app = create_app(config)
     uv = uvicorn.Config(
         app,
+        # no logging.config.dictConfig of uvicorn's: it flushes and closes every handler
+        # already set up, and closing Prefect's API log handler waits 5 s for its queue
+        # (a flow that starts the embedded sandbox stalled, "EventsWorker - Still
+        # processing items"). uvicorn's loggers propagate to the process's own.
+        log_config=None,
         log_level=log_level,
         access_log=False,
         loop="auto",  # uvloop when installed
