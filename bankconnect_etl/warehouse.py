@@ -204,8 +204,20 @@ def _use_wal(catalog: Path) -> None:
     db = sqlite3.connect(catalog, timeout=60)
     try:
         db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc):
+            raise
+        raise _not_a_catalog(catalog) from exc
     finally:
         db.close()
+
+
+def _not_a_catalog(catalog: Path) -> WarehouseError:
+    return WarehouseError(
+        f"{catalog} is not a SQLite database: the warehouse's catalog is damaged",
+        hint="restore it from a backup, or copy raw/ into an empty folder and run "
+        "`bankconnect-etl rebuild --from-raw --warehouse <that folder>`",
+    )
 
 
 def _has_tables(paths: Paths) -> bool:
@@ -217,7 +229,9 @@ def _has_tables(paths: Paths) -> bool:
             ).fetchone()
         finally:
             db.close()
-    except sqlite3.Error:
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise _not_a_catalog(paths.catalog) from exc
         return False
     return bool(row and row[0])
 

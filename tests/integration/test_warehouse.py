@@ -1055,6 +1055,19 @@ def test_the_warehouse_opens_by_any_path_to_its_folder(tmp_path: Path, monkeypat
     assert scalar(moved, "SELECT count(DISTINCT entity_id) FROM transactions") == 2
 
 
+def test_a_damaged_catalog_is_named_for_readers_and_the_writer(tmp_path: Path) -> None:
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "catalog.sqlite").write_text("not a catalog at all, " * 100)
+    for open_it in (lambda: connect(wh), lambda: Writer(wh, wait_s=5).__enter__()):
+        with pytest.raises(WarehouseError) as caught:
+            open_it()
+        assert str(caught.value) == (
+            f"{wh / 'catalog.sqlite'} is not a SQLite database: the warehouse's catalog is damaged"
+        )
+        assert "rebuild --from-raw" in caught.value.hint
+
+
 def test_a_warehouse_path_under_a_file_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(WarehouseError) as err, Writer(tmp_path / "file" / "wh"):
