@@ -13,13 +13,13 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from bankconnect_etl import __version__
 from bankconnect_etl.cli_analytics import add_commands as add_analytics_commands
 from bankconnect_etl.cli_sync import add_commands as add_sync_commands
 from bankconnect_etl.cli_sync import configure_logging
 from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
+from bankconnect_etl.cli_warehouse import folder
 from bankconnect_etl.errors import UserError, WarehouseBusyError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -275,7 +275,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "--seed", type=int, help="sandbox seed (default: BANKCONNECT_SANDBOX_SEED, else 1)"
     )
     p.add_argument(
-        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
     p.set_defaults(run=_run_demo)
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bankconnect_etl.cli_warehouse import folder
 from bankconnect_etl.errors import UserError
 
 Formatter = Callable[[str], argparse.HelpFormatter]
@@ -64,7 +65,7 @@ def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
         formatter_class=formatter,
     )
     p.add_argument(
-        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
     p.set_defaults(run=run_refresh)
 

@@ -11,7 +11,8 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
+
+from bankconnect_etl.cli_warehouse import folder
 
 log = logging.getLogger("bankconnect_etl.progress")
 
@@ -72,7 +73,7 @@ def _batch_size(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
     p.add_argument(
         "--batch-size",
@@ -118,7 +119,7 @@ def add_commands(
         formatter_class=formatter,
     )
     p.add_argument(
-        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
     p.set_defaults(run=run_doctor)
 
@@ -163,8 +164,8 @@ def run_backfill(args: argparse.Namespace) -> int:
     from bankconnect_etl.render import plan_lines
     from bankconnect_etl.upstream import upstream
 
-    check_selection(args.entity_ids, args.link_ids, args.all)
-    selection = {"entity_ids": args.entity_ids, "link_ids": args.link_ids, "force": args.force}
+    entity_ids, link_ids = check_selection(args.entity_ids, args.link_ids, args.all)
+    selection = {"entity_ids": entity_ids, "link_ids": link_ids, "force": args.force}
     if args.dry_run:
         with upstream(_settings(args), record=False) as settings:
             plan = dry_run(settings, **selection)  # type: ignore[arg-type]

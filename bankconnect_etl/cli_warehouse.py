@@ -55,6 +55,14 @@ examples:
 """
 
 
+def folder(text: str) -> Path:
+    """A folder named on the command line (``--warehouse``): an empty name would be the
+    current folder, never what was meant."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name")
+    return Path(text)
+
+
 def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
     p = sub.add_parser(
         "sql", help="run SQL on the warehouse", description=SQL_HELP, formatter_class=formatter
@@ -86,7 +94,7 @@ def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
     )
     p.add_argument("--from-raw", action="store_true", required=True, help="replay <warehouse>/raw/")
     p.add_argument(
-        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
     p.set_defaults(run=run_rebuild)
 
@@ -101,7 +109,7 @@ def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
 
 def _warehouse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--warehouse", type=Path, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
     p.add_argument(
         "--as-of",
@@ -173,9 +181,19 @@ def _statement_output(con: duckdb.DuckDBPyConnection, statement: str, fmt: str) 
         w.writerow(rel.columns)
         w.writerows(rel.fetchall())
         return buf.getvalue().rstrip("\n")
+    # JSON columns lose their type in Arrow: cast back, so they nest instead of being quoted
+    quoted = ['"' + name.replace('"', '""') + '"' for name in rel.columns]
+    json_columns = [
+        f"CAST({q} AS JSON) AS {q}"
+        for q, kind in zip(quoted, rel.types, strict=True)
+        if str(kind) == "JSON"
+    ]
+    rows = "FROM query_result"
+    if json_columns:  # the user's own column names, quoted: they may run any SQL anyway
+        rows = f"SELECT * REPLACE ({', '.join(json_columns)}) FROM query_result"  # noqa: S608
     con.register("query_result", rel.to_arrow_table())
     try:
-        lines = con.sql("SELECT to_json(q)::VARCHAR FROM query_result q").fetchall()
+        lines = con.sql(f"SELECT to_json(q)::VARCHAR FROM ({rows}) q").fetchall()  # noqa: S608
     finally:
         con.unregister("query_result")
     return "\n".join(line for (line,) in lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import inspect
 import ipaddress
 import re
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bankconnect_etl.errors import ConfigError
 
 ENV_PREFIX = "BANKCONNECT_"
+DAY_S = 86_400.0  # the longest timeout or wait a setting may name
 EXAMPLE_BASE_URL = "https://portal.finbox.in/bank-connect/v1"
 Signer = Callable[[str, str], str]  # (timestamp, secret) -> ACCESS_TOKEN
 _SIGNER_HINT = (
@@ -55,6 +57,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        allow_inf_nan=False,  # an infinite timeout or wait overflows the clocks it meets
     )
 
     base_url: str | None = Field(
@@ -72,24 +75,30 @@ class Settings(BaseSettings):
     access_token_signer: str | None = Field(
         None, description="module:function(timestamp, secret) -> token; default HMAC-SHA256 hex"
     )
-    connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per request")
-    read_timeout_s: float = Field(60.0, gt=0, description="wait for response bytes per request")
+    connect_timeout_s: float = Field(
+        5.0, gt=0, le=DAY_S, description="TCP connect timeout per request"
+    )
+    read_timeout_s: float = Field(
+        60.0, gt=0, le=DAY_S, description="wait for response bytes per request"
+    )
     concurrency: int = Field(8, ge=1, le=256, description="parallel requests (and pool size)")
     rate_limit_rps: float = Field(
         0.0, ge=0, description="requests per second for all workers; 0 = no limit"
     )
     max_attempts: int = Field(6, ge=1, le=50, description="tries per request, retries included")
     max_retry_time_s: float = Field(
-        300.0, gt=0, description="give up retrying one request after this"
+        300.0, gt=0, le=DAY_S, description="give up retrying one request after this"
     )
     backoff_base_s: float = Field(
-        0.5, gt=0, description="first retry waits up to this (full jitter)"
+        0.5, gt=0, le=DAY_S, description="first retry waits up to this (full jitter)"
     )
-    backoff_cap_s: float = Field(30.0, gt=0, description="longest wait between retries")
-    poll_initial_s: float = Field(2.0, gt=0, description="first re-poll of a processing endpoint")
-    poll_max_s: float = Field(30.0, gt=0, description="longest wait between polls")
+    backoff_cap_s: float = Field(30.0, gt=0, le=DAY_S, description="longest wait between retries")
+    poll_initial_s: float = Field(
+        2.0, gt=0, le=DAY_S, description="first re-poll of a processing endpoint"
+    )
+    poll_max_s: float = Field(30.0, gt=0, le=DAY_S, description="longest wait between polls")
     poll_deadline_s: float = Field(
-        900.0, gt=0, description="per entity; still processing after it = pending"
+        900.0, gt=0, le=DAY_S, description="per entity; still processing after it = pending"
     )
     warehouse: Path = Field(
         Path("warehouse"),
@@ -101,6 +110,7 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = Field(
         5.0,
         gt=0,
+        le=DAY_S,
         description="a batch is loaded early, not full, once its first entity waited this long",
     )
     transform_workers: int = Field(
@@ -110,7 +120,7 @@ class Settings(BaseSettings):
         description="processes validating batches while the main one loads (0: none)",
     )
     writer_wait_s: float = Field(
-        7200.0, ge=0, description="how long a second writer waits for the writer lock"
+        7200.0, ge=0, le=DAY_S, description="how long a second writer waits for the writer lock"
     )
     raw_enabled: bool = Field(True, description="keep each run's raw responses under raw/")
     raw_retention_days: int = Field(
@@ -145,6 +155,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"expected the API root with its version, such as {EXAMPLE_BASE_URL}, got {value!r}"
             )
+        return value
+
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _a_folder(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():  # Path("") is the current folder
+            raise ValueError("is empty; name a folder, such as warehouse")
         return value
 
     @field_validator("access_token_signer")
@@ -207,6 +224,16 @@ class Settings(BaseSettings):
                 f"BANKCONNECT_ACCESS_TOKEN_SIGNER: {self.access_token_signer} is not callable",
                 hint=_SIGNER_HINT,
             )
+        try:
+            inspect.signature(fn).bind("timestamp", "secret")
+        except TypeError:
+            raise ConfigError(
+                f"BANKCONNECT_ACCESS_TOKEN_SIGNER: {self.access_token_signer} does not take "
+                "(timestamp, secret)",
+                hint=_SIGNER_HINT,
+            ) from None
+        except ValueError:  # no signature to read (some built-ins): the first call tells
+            pass
         return fn
 
     def secrets(self) -> list[str]:

@@ -581,8 +581,9 @@ def run_sync(
 
 def check_selection(
     entity_ids: Sequence[str] | None, link_ids: Sequence[str] | None, all: bool
-) -> None:
-    """A backfill names what it covers: ``all``, or some link ids and/or entity ids."""
+) -> tuple[list[str] | None, list[str] | None]:
+    """A backfill names what it covers: ``all``, or some link ids and/or entity ids. The
+    ids as the API writes them: an entity id in its canonical form (lower case, hyphens)."""
     if all and (entity_ids or link_ids):
         raise UserError(
             "a backfill of all entities takes no entity or link ids",
@@ -593,15 +594,23 @@ def check_selection(
             "a backfill needs entities to cover",
             hint="give --entity-id ID, --link-id ID (each repeatable) or --all",
         )
+    for link_id in link_ids or ():
+        if not str(link_id).strip():  # the API reads a blank link id as no filter at all
+            raise UserError(
+                f"--link-id {link_id!r} is blank, which the API reads as every entity",
+                hint="give the lender's link id (an empty shell variable gives '')",
+            )
+    canonical = []
     for entity_id in entity_ids or ():
         try:
-            uuid.UUID(str(entity_id))
+            canonical.append(str(uuid.UUID(str(entity_id))))
         except ValueError:
             raise UserError(
                 f"--entity-id {entity_id!r} is not an entity id (BankConnect's are UUIDs)",
                 hint="copy it from the warehouse: "
                 'bankconnect-etl sql "SELECT entity_id, link_id FROM entities"',
             ) from None
+    return (canonical if entity_ids else entity_ids), (list(link_ids) if link_ids else link_ids)
 
 
 def dry_run(

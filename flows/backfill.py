@@ -40,11 +40,11 @@ def backfill(
     """
 
     def body() -> dict:
-        check_selection(entity_ids, link_ids, all)
+        entity_ids_, link_ids_ = check_selection(entity_ids, link_ids, all)
         return sync(
             "backfill",
-            entity_ids=entity_ids,
-            link_ids=link_ids,
+            entity_ids=entity_ids_,
+            link_ids=link_ids_,
             force=force,
             dry=dry_run,
             batch_size=batch_size,

@@ -82,6 +82,13 @@ def test_sandbox_says_where_it_listens_serves_and_stops_on_ctrl_c() -> None:
             ["backfill", "--entity-id", "../sandbox/state"],
             "--entity-id '../sandbox/state' is not an entity id",
         ),
+        # the API reads a blank link id as no filter: a whole forced re-fetch
+        (
+            ["backfill", "--link-id", "", "--force", "--dry-run"],
+            "--link-id '' is blank, which the API reads as every entity",
+        ),
+        # an empty path would be the current folder
+        (["backfill", "--all", "--warehouse", ""], "--warehouse: an empty folder name"),
     ],
 )
 def test_bad_flags_get_one_line_and_a_hint(args: list[str], expected: str) -> None:

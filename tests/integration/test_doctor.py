@@ -76,6 +76,15 @@ def test_a_signer_that_does_not_import_is_a_configuration_failure_with_a_fix() -
     assert "module:function" in (config.hint or "")
 
 
+def test_a_signer_that_takes_other_arguments_is_a_configuration_failure() -> None:
+    found = checks(access_token_signer="os:getcwd")  # takes no arguments
+    (config,) = found.values()
+    assert config.status == "fail"
+    assert config.detail == (
+        "BANKCONNECT_ACCESS_TOKEN_SIGNER: os:getcwd does not take (timestamp, secret)"
+    )
+
+
 def test_a_warehouse_path_under_a_file_fails_the_catalog_check(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     found = checks(warehouse=tmp_path / "afile" / "wh", sandbox_entities=2)

@@ -282,7 +282,7 @@ def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
 
     ids = [e["entity_id"] for e in listing(api)][:3]
     typo = "00000000-0000-0000-0000-000000000000"
-    result = backfill(entity_ids=[*ids, typo])
+    result = backfill(entity_ids=[ids[0].upper(), *ids[1:], typo])  # case does not matter
     assert result["sync"] == {"seen": 3, "new": 3}
     assert synced_by(tmp_path / "wh", result["run_id"]) == set(ids)
     # no listing: each named entity looked up (the typo too), then fetched whole

@@ -281,6 +281,13 @@ def test_redact_url_hides_credential_like_query_values() -> None:
         ({"base_url": BASE, "api_key": None}, "BANKCONNECT_API_KEY must be set"),
         ({"concurrency": 0}, "BANKCONNECT_CONCURRENCY: Input should be greater than or equal to 1"),
         ({"read_timeout_s": "soon"}, "BANKCONNECT_READ_TIMEOUT_S: Input should be a valid number"),
+        # an infinite or huge wait overflows the clock it reaches (time_t)
+        ({"read_timeout_s": "inf"}, "BANKCONNECT_READ_TIMEOUT_S: Input should be a finite number"),
+        (
+            {"connect_timeout_s": 1e20},
+            "BANKCONNECT_CONNECT_TIMEOUT_S: Input should be less than or equal to 86400",
+        ),
+        ({"warehouse": " "}, "BANKCONNECT_WAREHOUSE: is empty; name a folder"),
         (
             {"access_token_signer": "nomodule"},
             "BANKCONNECT_ACCESS_TOKEN_SIGNER: expected module:function",

@@ -69,3 +69,11 @@ def test_sql_errors_name_the_statement_and_refuse_two_results_in_one_csv() -> No
     with pytest.raises(UserError) as caught:
         query_output(con, "SELEC 1")
     assert str(caught.value).startswith("sql: Parser Error: syntax error at or near")
+
+
+def test_sql_json_output_nests_json_columns() -> None:
+    con = duckdb.connect()
+    counts = '\'{"entities": {"new": 2}}\'::JSON'
+    query = f'SELECT {counts} AS "counts ""x""", 1.50::DECIMAL(18, 2) AS d'
+    got = query_output(con, query, "json")
+    assert got == '{"counts \\"x\\"":{"entities":{"new":2}},"d":1.50}'
