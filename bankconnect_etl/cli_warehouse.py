@@ -6,7 +6,7 @@ import argparse
 import csv
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -134,17 +134,23 @@ def run_sql(args: argparse.Namespace) -> int:
         several = False  # query_output reports the syntax error
     con = _connect(args, pin=several)
     try:
-        out = query_output(con, args.query, args.format)
+        for n, out in enumerate(query_outputs(con, args.query, args.format)):
+            sys.stdout.write(("\n" if n else "") + out + "\n")
+            sys.stdout.flush()  # before a later statement's error, on stderr
     finally:
         con.close()
-    if out:
-        sys.stdout.write(out + "\n")
     return 0
 
 
 def query_output(con: duckdb.DuckDBPyConnection, query: str, fmt: str = "table") -> str:
     """Run ``query``, statement by statement; their results as text, a blank line between
     two. A SQL error is a one-line UserError naming the statement when there are several."""
+    return "\n\n".join(query_outputs(con, query, fmt))
+
+
+def query_outputs(con: duckdb.DuckDBPyConnection, query: str, fmt: str = "table") -> Iterator[str]:
+    """Each statement's result as text, as it runs (statements with none give none), so
+    the results before a failing statement are shown before its error."""
     try:
         statements = [s.query for s in con.extract_statements(query)]
     except duckdb.Error as exc:
@@ -156,15 +162,15 @@ def query_output(con: duckdb.DuckDBPyConnection, query: str, fmt: str = "table")
             "statements",
             hint="run them one at a time, or leave out --format",
         )
-    outs = []
     for n, statement in enumerate(statements, start=1):
         try:
-            outs.append(_statement_output(con, statement, fmt))
+            out = _statement_output(con, statement, fmt)
         except duckdb.Error as exc:
             first, hint = _sql_error(str(exc))
             where = f"statement {n} of {len(statements)}: " if len(statements) > 1 else ""
             raise UserError(f"sql: {where}{first}", hint=hint) from exc
-    return "\n\n".join(out for out in outs if out)
+        if out:
+            yield out
 
 
 def _statement_output(con: duckdb.DuckDBPyConnection, statement: str, fmt: str) -> str:
@@ -251,12 +257,10 @@ def run_shell(args: argparse.Namespace) -> int:
             statement = "\n".join(buffer).rstrip(";")
             buffer.clear()
             try:
-                out = query_output(con, statement)
+                for n, out in enumerate(query_outputs(con, statement)):
+                    print(("\n" if n else "") + out)
             except UserError as exc:
                 print(f"error: {exc}")
-                continue
-            if out:
-                print(out)
     except KeyboardInterrupt:
         print()
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from bankconnect_etl.cli_warehouse import query_output
+from bankconnect_etl.cli_warehouse import query_output, query_outputs
 from bankconnect_etl.errors import UserError
 from bankconnect_etl.render import format_table
 
@@ -77,3 +77,10 @@ def test_sql_json_output_nests_json_columns() -> None:
     query = f'SELECT {counts} AS "counts ""x""", 1.50::DECIMAL(18, 2) AS d'
     got = query_output(con, query, "json")
     assert got == '{"counts \\"x\\"":{"entities":{"new":2}},"d":1.50}'
+
+
+def test_sql_shows_the_results_before_a_failing_statement() -> None:
+    outputs = query_outputs(duckdb.connect(), "SELECT 1 AS a; FROM nosuch; SELECT 3")
+    assert next(outputs) == "a\n-\n1"
+    with pytest.raises(UserError, match="statement 2 of 3: Catalog Error"):
+        next(outputs)
