@@ -131,7 +131,7 @@ def run_sql(args: argparse.Namespace) -> int:
     try:  # several statements read one snapshot, even while a sync commits
         several = len(duckdb.connect().extract_statements(args.query)) > 1
     except duckdb.Error:
-        several = False  # query_output reports the syntax error
+        several = False  # query_outputs reports the syntax error
     con = _connect(args, pin=several)
     try:
         for n, out in enumerate(query_outputs(con, args.query, args.format)):
