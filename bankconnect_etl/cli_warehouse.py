@@ -8,6 +8,7 @@ import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -31,7 +32,8 @@ examples:
 
 SHELL_HELP = """\
 An interactive SQL prompt on the warehouse (read-only). End statements with ';'.
-.tables lists the tables, .quit (or Ctrl-D) leaves.
+.tables lists the tables, .describe TABLE its columns, .quit (or Ctrl-D) leaves. Piped a
+script (shell < checks.sql), it runs every statement and exits 1 if any failed.
 
 examples:
   bankconnect-etl shell
@@ -236,36 +238,98 @@ def run_shell(args: argparse.Namespace) -> int:
         f"as of {args.as_of}" if args.as_of else f"snapshot {snapshot[0][0] if snapshot else '?'}"
     )
     root = args.warehouse or Settings.load().warehouse
-    print(f"warehouse {root}/ (read-only, {where})")
-    print("end statements with ';'  .tables lists tables  .quit leaves")
-    buffer: list[str] = []
+    interactive = sys.stdin.isatty()
+    # a script piped in gets only its results on stdout: no prompts, the banner on stderr
+    banner = sys.stdout if interactive else sys.stderr
+    print(f"warehouse {root}/ (read-only, {where})", file=banner, flush=True)
+    if interactive:
+        print(SHELL_GREETING)
+    read = input if interactive else _read_line
     try:
-        while True:
-            try:
-                line = input("sql> " if not buffer else " ..> ")
-            except EOFError:
-                print()
-                break
-            stripped = line.strip()
-            if not buffer and stripped in (".quit", ".exit"):
-                break
-            if not buffer and stripped == ".tables":
-                stripped = "SHOW TABLES;"
-            buffer.append(stripped)
-            if not stripped.endswith(";"):
-                continue
-            statement = "\n".join(buffer).rstrip(";")
-            buffer.clear()
-            try:
-                for n, out in enumerate(query_outputs(con, statement)):
-                    print(("\n" if n else "") + out)
-            except UserError as exc:
-                print(f"error: {exc}")
+        failed = shell_session(con, read, sys.stdout, sys.stderr)
+        if interactive:
+            print()  # the prompt's line, left open by Ctrl-D
     except KeyboardInterrupt:
         print()
+        failed = 0
     finally:
         con.close()
-    return 0
+    # a script piped in (`shell < checks.sql`) fails like `sql` would; at a prompt the
+    # person saw each error already
+    return 1 if failed and not interactive else 0
+
+
+def _read_line(_prompt: str) -> str:
+    """``input()`` without its prompt, for a script piped in."""
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
+SHELL_GREETING = "end statements with ';'  .tables lists tables  .help  .quit leaves"
+
+SHELL_COMMANDS = """.tables          list the tables
+.describe TABLE  its columns and types
+.help            this list
+.quit, .exit     leave (so does Ctrl-D)"""
+
+
+def shell_session(
+    con: duckdb.DuckDBPyConnection,
+    read: Callable[[str], str],
+    out: IO[str],
+    err: IO[str],
+) -> int:
+    """Read lines with ``read(prompt)`` until ``.quit`` or EOFError, running each
+    statement once a line ends with ';' (and the last one at the end of the input, with or
+    without it). A line starting with '.' between statements is a shell command. Results go
+    to ``out``, errors to ``err``; returns how many statements or commands failed."""
+    failed = 0
+    buffer: list[str] = []
+
+    def run(statement: str) -> None:
+        nonlocal failed
+        try:
+            for n, text in enumerate(query_outputs(con, statement)):
+                out.write(("\n" if n else "") + text + "\n")
+                out.flush()  # before a later statement's error, on err
+        except UserError as exc:
+            failed += 1
+            err.write(f"error: {exc}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+            err.flush()
+
+    while True:
+        try:
+            line = read("sql> " if not buffer else " ..> ")
+        except EOFError:
+            if "\n".join(buffer).strip():
+                run("\n".join(buffer))
+            return failed
+        stripped = line.strip()
+        if not buffer and stripped.startswith("."):
+            command, _, rest = stripped.partition(" ")
+            rest = rest.strip().rstrip(";").strip()
+            if command in (".quit", ".exit"):
+                return failed
+            if command == ".help":
+                out.write(SHELL_COMMANDS + "\n")
+            elif command == ".tables":
+                run("SHOW TABLES")
+            elif command == ".describe" and rest:
+                run(f"DESCRIBE {rest}")
+            else:
+                failed += 1
+                what = "needs a table name" if command == ".describe" else "is not a command"
+                err.write(f"error: {command} {what}\nhint: {SHELL_GREETING}\n")
+                err.flush()
+            continue
+        if not buffer and not stripped:
+            continue
+        buffer.append(line)
+        if stripped.endswith(";"):
+            run("\n".join(buffer))
+            buffer.clear()
 
 
 def run_rebuild(args: argparse.Namespace) -> int:

@@ -176,13 +176,16 @@ def release(proc: subprocess.Popen[str]) -> None:
     proc.stdin.flush()
 
 
-def read_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 60) -> str:
-    """The first stdout line starting with ``prefix``; fails with the process's stderr."""
+def read_line(
+    proc: subprocess.Popen[str], prefix: str, timeout: float = 60, stream: str = "stdout"
+) -> str:
+    """The first line of ``stream`` starting with ``prefix``; fails with the process's stderr."""
     found: list[str] = []
 
     def scan() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        lines = getattr(proc, stream)
+        assert lines is not None
+        for line in lines:
             if line.startswith(prefix):
                 found.append(line.strip())
                 return
@@ -1023,7 +1026,7 @@ def test_an_idle_shell_does_not_block_the_writer(tmp_path: Path, rich) -> None:
         env=env,
     )
     try:
-        read_line(shell, "warehouse ")  # its banner: connected, at the prompt
+        read_line(shell, "warehouse ", stream="stderr")  # its banner: connected, reading
         t0 = time.monotonic()
         try:
             load_run(wh, rich[2:4], "run-2")
@@ -1036,6 +1039,39 @@ def test_an_idle_shell_does_not_block_the_writer(tmp_path: Path, rich) -> None:
     assert error is None, f"the writer failed after {took:.1f} s: {error}"
     assert took < 10
     assert scalar(wh, "SELECT count(DISTINCT entity_id) FROM transactions") == 4
+
+
+def test_a_script_piped_into_the_shell_runs_every_statement_and_fails_if_one_did(
+    synced, tmp_path: Path
+) -> None:
+    """`bankconnect-etl shell < checks.sql`, as a cron job or a colleague's check script runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    command = [COMMAND, "shell", "--warehouse", str(synced["warehouse"])]
+
+    def shell(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, input=script, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+        )
+
+    good = shell("SELECT count(*) AS entity_rows\nFROM entities;\nSELECT 'no semicolon' AS tail")
+    assert good.returncode == 0
+    assert good.stderr.startswith("warehouse ") and len(good.stderr.splitlines()) == 1
+    assert good.stdout.split() == [
+        "entity_rows",
+        "-----------",
+        str(synced["entities"]),
+        "tail",
+        "------------",
+        "no",
+        "semicolon",
+    ]  # no prompts
+
+    bad = shell("SELECT nosuch FROM entities;\n.schema\nSELECT 'still ran' AS after;\n")
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and "nosuch" in errors[0] and ".schema" in errors[1]
+    assert "still ran" in bad.stdout
 
 
 # ---------------------------------------------------------------------- its path
