@@ -11,11 +11,13 @@ and exceptions, and are read only where a request header is built.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import importlib
 import inspect
 import ipaddress
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +29,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bankconnect_etl.errors import ConfigError
 
 ENV_PREFIX = "BANKCONNECT_"
+ENV_FILE = ".env"  # read from the current folder, as pydantic-settings does
+# read outside Settings: by the `sandbox` command, and by the tests for the vendor's pages
+OTHER_VARIABLES = frozenset(
+    ENV_PREFIX + name
+    for name in ("SANDBOX_API_KEY", "SANDBOX_SERVER_HASH", "SANDBOX_TOKEN_SECRET", "SEEDS")
+)
 DAY_S = 86_400.0  # the longest timeout or wait a setting may name
 EXAMPLE_BASE_URL = "https://portal.finbox.in/bank-connect/v1"
 Signer = Callable[[str, str], str]  # (timestamp, secret) -> ACCESS_TOKEN
@@ -53,7 +61,7 @@ def is_loopback(host: str) -> bool:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
@@ -174,6 +182,8 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, **overrides: object) -> Settings:
         """Settings from the environment and .env, with ``overrides`` on top; ConfigError if bad."""
+        names = set(os.environ) | _env_file_names(Path(ENV_FILE))
+        _refuse_unknown_variables(names, {ENV_PREFIX + f.upper() for f in cls.model_fields})
         try:
             settings = cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
@@ -240,3 +250,38 @@ class Settings(BaseSettings):
         """Every configured secret value, for scrubbing text that might quote one."""
         values = (self.api_key, self.server_hash, self.access_token_secret)
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def _env_file_names(path: Path) -> set[str]:
+    """The names a ``.env`` file sets; ConfigError for a line that is not NAME=value (its
+    text is never quoted: it may hold a secret)."""
+    from dotenv.parser import parse_stream
+
+    if not path.is_file():
+        return set()
+    with path.open(encoding="utf-8") as stream:
+        bindings = list(parse_stream(stream))
+    for b in bindings:
+        if b.error:
+            raise ConfigError(
+                f"{path.resolve()} line {b.original.line}: not NAME=value",
+                hint="write each setting as BANKCONNECT_NAME=value, a comment as # ...",
+            )
+    return {b.key for b in bindings if b.key}
+
+
+def _refuse_unknown_variables(names: set[str], known: set[str]) -> None:
+    """A BANKCONNECT_ variable no setting reads is a typo until shown otherwise: ignored,
+    it would leave the setting it meant at its default (the warehouse in ./warehouse)."""
+    unknown = sorted(n for n in names if n.upper().startswith(ENV_PREFIX))
+    unknown = [n for n in unknown if n.upper() not in known | OTHER_VARIABLES]
+    if not unknown:
+        return
+    name = unknown[0]
+    close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.75)
+    raise ConfigError(
+        f"{name} is not a setting (in the environment or {ENV_FILE})",
+        hint=f"did you mean {close[0]}?"
+        if close
+        else "the configuration table in README.md lists every setting",
+    )

@@ -85,6 +85,37 @@ def test_a_signer_that_takes_other_arguments_is_a_configuration_failure() -> Non
     )
 
 
+def test_a_misspelt_variable_is_a_configuration_failure_naming_the_setting_it_meant(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ignored, BANKCONNECT_WAREHOSE would leave the lake in ./warehouse without a word."""
+    monkeypatch.setenv("BANKCONNECT_WAREHOSE", str(tmp_path / "lake"))
+    found = checks()["configuration"]
+    assert found.status == "fail"
+    assert found.detail == "BANKCONNECT_WAREHOSE is not a setting (in the environment or .env)"
+    assert found.hint == "did you mean BANKCONNECT_WAREHOUSE?"
+    monkeypatch.delenv("BANKCONNECT_WAREHOSE")
+    (tmp_path / ".env").write_text("bankconnect_batch_size=50\nBANKCONNECT_NIGHTLY_MODE=fast\n")
+    found = checks()["configuration"]  # a name far from every setting: pointed to the table
+    assert found.detail.startswith("BANKCONNECT_NIGHTLY_MODE is not a setting")
+    assert "README.md" in (found.hint or "")
+    (tmp_path / ".env").write_text("bankconnect_batch_size=50\nBANKCONNECT_SANDBOX_SEED=3\n")
+    assert checks()["configuration"].status == "ok"  # any case, as pydantic-settings reads it
+
+
+def test_a_malformed_env_file_line_is_named_by_file_and_line_never_quoted(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "# settings\nBANKCONNECT_BATCH_SIZE=50\nBANKCONNECT_API_KEY key-f00d-secret\n"
+    )
+    proc = subprocess.run(
+        [COMMAND, "doctor"], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 1
+    assert f"FAIL  configuration: {tmp_path / '.env'} line 3: not NAME=value" in proc.stdout
+    assert "f00d" not in proc.stdout + proc.stderr  # the line may hold a secret
+    assert "could not parse" not in proc.stderr  # python-dotenv's own warning, naming no file
+
+
 def test_a_warehouse_path_under_a_file_fails_the_catalog_check(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     found = checks(warehouse=tmp_path / "afile" / "wh", sandbox_entities=2)
