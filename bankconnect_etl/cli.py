@@ -23,6 +23,7 @@ from bankconnect_etl.cli_warehouse import folder
 from bankconnect_etl.errors import UserError, WarehouseBusyError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEBUG_HELP = "show tracebacks for errors, and debug logs"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,6 +31,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+
+
+class _CommandParser(_Parser):
+    """A command's parser: takes ``--debug`` too, so it works before or after the command
+    (``main`` reads it from the whole command line before parsing)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+        )
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -299,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     _add_demo(sub)
     add_sync_commands(sub, _formatter)
     _add_sandbox(sub)

@@ -109,9 +109,13 @@ def test_port_in_use_is_a_user_error_and_debug_shows_the_traceback() -> None:
         assert r.returncode == 2
         assert f"error: cannot listen on 127.0.0.1:{port}" in r.stderr and "--port 0" in r.stderr
         assert "Traceback" not in r.stderr
-        debug = run("--debug", "sandbox", "--port", port)
-        assert "Traceback" in debug.stderr
-        assert debug.returncode == 2  # the traceback shown, the exit code unchanged
+        for args in (
+            ["--debug", "sandbox", "--port", port],
+            ["sandbox", "--port", port, "--debug"],
+        ):
+            debug = run(*args)  # before or after the command, as people type it
+            assert "Traceback" in debug.stderr, args
+            assert debug.returncode == 2  # the traceback shown, the exit code unchanged
 
 
 def test_access_token_mode_needs_its_secret_from_the_environment() -> None:
