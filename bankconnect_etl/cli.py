@@ -19,11 +19,12 @@ from bankconnect_etl.cli_analytics import add_commands as add_analytics_commands
 from bankconnect_etl.cli_sync import add_commands as add_sync_commands
 from bankconnect_etl.cli_sync import configure_logging
 from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
-from bankconnect_etl.cli_warehouse import folder
+from bankconnect_etl.cli_warehouse import folder, whole_number
 from bankconnect_etl.errors import UserError, WarehouseBusyError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEBUG_HELP = "show tracebacks for errors, and debug logs"
+MAX_SANDBOX_ENTITIES = 1_000_000  # Settings.sandbox_entities' bound (config is slow to import)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,7 +131,7 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--entities",
-        type=_non_negative(int),
+        type=whole_number(0, MAX_SANDBOX_ENTITIES),
         default=500,
         help="entities at start (default: %(default)s)",
     )
@@ -280,7 +281,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--entities",
-        type=_non_negative(int),
+        type=whole_number(1, MAX_SANDBOX_ENTITIES),
         help="sandbox entities (default: BANKCONNECT_SANDBOX_ENTITIES, else 60)",
     )
     p.add_argument(

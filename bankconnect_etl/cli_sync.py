@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from bankconnect_etl.cli_warehouse import folder
+from bankconnect_etl.cli_warehouse import folder, whole_number
 
 log = logging.getLogger("bankconnect_etl.progress")
 
@@ -61,23 +61,13 @@ exit codes: 0 every check passed (warnings allowed), 1 a check failed
 """
 
 
-def _batch_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be 1 to 10,000, got {text}")
-    return value
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
     p.add_argument(
         "--batch-size",
-        type=_batch_size,
+        type=whole_number(1, 10_000),
         help="entities per warehouse transaction (default: BANKCONNECT_BATCH_SIZE, 100)",
     )
 

@@ -65,6 +65,21 @@ def folder(text: str) -> Path:
     return Path(text)
 
 
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, named in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:,} to {high:,}, got {text}")
+        return value
+
+    return parse
+
+
 def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
     p = sub.add_parser(
         "sql", help="run SQL on the warehouse", description=SQL_HELP, formatter_class=formatter

@@ -74,7 +74,11 @@ def test_sandbox_says_where_it_listens_serves_and_stops_on_ctrl_c() -> None:
     [
         (["sandbox", "--fault-rate", "2"], "--fault-rate: is a fraction between 0 and 1, got 2"),
         (["sandbox", "--fault-kinds", "429,teapot"], "unknown fault kind 'teapot'"),
-        (["sandbox", "--entities", "-5"], "--entities: must not be negative"),
+        (["sandbox", "--entities", "-5"], "--entities: must be 0 to 1,000,000, got -5"),
+        # a demo of nothing would leave an empty world in ./warehouse for the next demo
+        (["demo", "--entities", "0"], "--entities: must be 1 to 1,000,000, got 0"),
+        (["demo", "--entities", "1000001"], "--entities: must be 1 to 1,000,000, got 1000001"),
+        (["backfill", "--all", "--batch-size", "0"], "--batch-size: must be 1 to 10,000, got 0"),
         (["sandbox", "--port", "http"], "--port: expected a port number"),
         (["sandbox", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
@@ -205,3 +209,14 @@ def test_ctrl_c_during_a_sync_exits_130_without_a_traceback(tmp_path: Path) -> N
     assert proc.returncode == 130, err
     assert err.strip().endswith("interrupted")
     assert "Traceback" not in err
+
+
+def test_the_commands_take_as_many_sandbox_entities_as_the_setting_does() -> None:
+    from pydantic import ValidationError
+
+    from bankconnect_etl.cli import MAX_SANDBOX_ENTITIES
+    from bankconnect_etl.config import Settings
+
+    assert Settings(sandbox_entities=MAX_SANDBOX_ENTITIES).sandbox_entities == MAX_SANDBOX_ENTITIES
+    with pytest.raises(ValidationError):
+        Settings(sandbox_entities=MAX_SANDBOX_ENTITIES + 1)
