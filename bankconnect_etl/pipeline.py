@@ -333,8 +333,9 @@ def recorded_run(
     params: dict,
     metrics: Callable[[], RunMetrics] | None = None,
 ) -> Iterator[tuple[Writer, RunResult]]:
-    """The writer for one run, with its row in ``runs``: running on entry; succeeded, or
-    failed with the error's first line, on exit (the error still propagates)."""
+    """The writer for one run, with its row in ``runs``: running on entry; succeeded,
+    interrupted (Ctrl-C), or failed with the error's first line, on exit (the error still
+    propagates)."""
     started = datetime.now(UTC)
     t0 = time.monotonic()
     run = RunResult(new_run_id(kind, started), kind, "failed", started_at=started)
@@ -343,6 +344,9 @@ def recorded_run(
         try:
             yield w, run
             run.status = "succeeded"
+        except KeyboardInterrupt:  # someone stopped it: nothing went wrong to look into
+            run.status, run.error = "interrupted", "interrupted (Ctrl-C)"
+            raise
         except BaseException as exc:
             run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise

@@ -291,7 +291,9 @@ class Runs(_Table):
         nullable=True,
     )
     status: Series[Str] = _f(
-        "running, succeeded or failed.", isin=["running", "succeeded", "failed"]
+        "running, succeeded, failed, or interrupted (stopped with Ctrl-C; the batches "
+        "committed before stay, and the next run finishes the rest).",
+        isin=["running", "succeeded", "failed", "interrupted"],
     )
     counts: Series[Json] = _f(
         "JSON: entities by outcome, rows per table, quarantined rows by reason, schema drift, "
@@ -299,7 +301,7 @@ class Runs(_Table):
     )
     requests: Series[Int] = _f("HTTP requests made.", ge=0)
     retries: Series[Int] = _f("HTTP retries.", ge=0)
-    error: Series[Str] = _f("Why the run failed, one line.", nullable=True)
+    error: Series[Str] = _f("Why the run failed or stopped, one line.", nullable=True)
 
 
 @dataclass(frozen=True)

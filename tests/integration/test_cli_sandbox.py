@@ -209,6 +209,15 @@ def test_ctrl_c_during_a_sync_exits_130_without_a_traceback(tmp_path: Path) -> N
     assert proc.returncode == 130, err
     assert err.strip().endswith("interrupted")
     assert "Traceback" not in err
+    runs = subprocess.run(
+        [COMMAND, "sql", "SELECT kind, status, error FROM runs", "--format", "csv"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert runs == ["kind,status,error", "nightly,interrupted,interrupted (Ctrl-C)"]
 
 
 def test_the_commands_take_as_many_sandbox_entities_as_the_setting_does() -> None:
