@@ -53,7 +53,7 @@ Loader = Callable[[Writer, Batch, str], object]  # writer.load(batch, message=..
 class RunResult:
     run_id: str
     kind: str
-    status: str  # succeeded | failed
+    status: str  # succeeded | failed | interrupted
     stats: Stats = field(default_factory=Stats)
     requests: int = 0
     retries: int = 0
@@ -61,7 +61,8 @@ class RunResult:
     snapshot: int = 0
     error: str | None = None
     started_at: datetime | None = None
-    # entities by what the run did: seen, new, changed, retried, forced, unchanged
+    # entities by what the run did: seen, new, changed, retried, forced, unchanged; a
+    # rebuild: replayed_runs, the archived runs it read
     sync: Counter = field(default_factory=Counter)
     plan: Counter = field(default_factory=Counter)  # by planned action (Plan.action)
 
@@ -679,6 +680,7 @@ def rebuild_from_raw(
     folders = raw.runs(settings.warehouse / "raw")
     params = {"runs": [f.name for f in folders]}
     with recorded_run(settings, "rebuild", params) as (w, run):
+        run.sync["replayed_runs"] = len(folders)
         run.stats = load_records(
             w,
             raw.part_groups(folders, REBUILD_PARTS_PER_BATCH),

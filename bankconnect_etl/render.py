@@ -14,11 +14,17 @@ if TYPE_CHECKING:
 
 def _entity_lines(run: RunResult) -> tuple[str, str]:
     sync, outcome = run.sync, run.stats.entities
+    parts = [f"{outcome[k]:,} {k}" for k in ("complete", "empty", "pending", "failed")]
+    if run.kind == "rebuild":  # no listing, no requests: the raw zone's runs, oldest first
+        replayed = sync["replayed_runs"]
+        seen = f"replayed from {replayed:,} archived run{'s' if replayed != 1 else ''}"
+        # each archived run's copy of an entity loads again; the last one is what stays
+        once = " (an entity counts once per run it was in)" if replayed > 1 else ""
+        return seen, "loaded: " + ", ".join(parts) + once
     fetched = [f"{sync[k]:,} {k}" for k in ("new", "changed", "retried", "forced") if sync[k]]
     seen = f"{sync['seen']:,} seen: " + ", ".join(
         [*fetched, f"{sync['unchanged']:,} unchanged (one request each)"]
     )
-    parts = [f"{outcome[k]:,} {k}" for k in ("complete", "empty", "pending", "failed")]
     if outcome["pending"]:
         parts[2] += " (fetched again next run)"
     return seen, "loaded: " + ", ".join(parts)

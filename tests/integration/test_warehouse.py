@@ -47,6 +47,7 @@ from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import WarehouseBusyError, WarehouseError
 from bankconnect_etl.extract import Extractor, list_entities
 from bankconnect_etl.pipeline import load_records, rebuild_from_raw, run_sync
+from bankconnect_etl.render import summary_lines
 from bankconnect_etl.sandbox import (
     SANDBOX_API_KEY,
     SANDBOX_SERVER_HASH,
@@ -872,6 +873,12 @@ def test_the_raw_zone_rebuilds_the_same_tables(synced, tmp_path: Path, monkeypat
     assert result.status == "succeeded", result.error
     assert_same_tables(table_rows(fresh), table_rows(wh))
     assert not duplicate_keys(fresh)
+    loaded = result.stats.entities
+    assert loaded["complete"] + loaded["empty"] == synced["entities"]  # each entity once
+    assert summary_lines(result)[1:3] == [  # what it did, not a sync's "0 seen"
+        "entities: replayed from 1 archived run",
+        f"loaded: {loaded['complete']} complete, {loaded['empty']} empty, 0 pending, 0 failed",
+    ]
 
 
 def test_rebuilding_a_warehouse_in_place_changes_nothing(synced, tmp_path: Path) -> None:
@@ -881,9 +888,11 @@ def test_rebuilding_a_warehouse_in_place_changes_nothing(synced, tmp_path: Path)
     shutil.copytree(synced["warehouse"] / "raw", wh / "raw")
     assert rebuild_from_raw(settings(warehouse=wh, transform_workers=0)).status == "succeeded"
     before = table_rows(wh)
-    assert rebuild_from_raw(settings(warehouse=wh, transform_workers=0)).status == "succeeded"
+    again = rebuild_from_raw(settings(warehouse=wh, transform_workers=0))
+    assert again.status == "succeeded"
     assert not duplicate_keys(wh)
     assert_same_tables(table_rows(wh), before)
+    assert summary_lines(again)[1] == "entities: replayed from 1 archived run"  # not its own
 
 
 def test_batches_sent_to_a_worker_are_archived_whole_and_load_the_same_rows(

@@ -84,3 +84,23 @@ def test_sql_shows_the_results_before_a_failing_statement() -> None:
     assert next(outputs) == "a\n-\n1"
     with pytest.raises(UserError, match="statement 2 of 3: Catalog Error"):
         next(outputs)
+
+
+def test_a_rebuild_says_how_many_archived_runs_it_replayed_not_what_it_saw() -> None:
+    from collections import Counter
+
+    from bankconnect_etl.pipeline import RunResult
+    from bankconnect_etl.render import summary_lines
+    from bankconnect_etl.transform import Stats
+
+    run = RunResult(
+        "rebuild-1", "rebuild", "succeeded", stats=Stats(entities=Counter(complete=9, empty=1))
+    )
+    run.sync["replayed_runs"] = 3
+    assert summary_lines(run)[1:3] == [
+        "entities: replayed from 3 archived runs",
+        "loaded: 9 complete, 1 empty, 0 pending, 0 failed"
+        " (an entity counts once per run it was in)",
+    ]
+    sync = RunResult("nightly-1", "nightly", "succeeded", sync=Counter(seen=4, unchanged=4))
+    assert summary_lines(sync)[1] == "entities: 4 seen: 4 unchanged (one request each)"
