@@ -223,11 +223,11 @@ def load(con: duckdb.DuckDBPyConnection, entity_id: str) -> Data:
             con,
             """
             SELECT a.account_id, a.bank, a.account_number, i.name, i.od_limit AS od_limit_inr,
-                   a.months_covered, m.complete_months
+                   a.months_covered, m.period_months, m.complete_months
             FROM accounts a
             LEFT JOIN (SELECT account_id, min(name) AS name, max(od_limit) AS od_limit
                        FROM identities WHERE entity_id = $1 GROUP BY ALL) i USING (account_id)
-            LEFT JOIN (SELECT account_id,
+            LEFT JOIN (SELECT account_id, count(*) AS period_months,
                               count(*) FILTER (WHERE is_complete_month) AS complete_months
                        FROM account_monthly WHERE entity_id = $1 GROUP BY ALL) m
                 USING (account_id)
@@ -1120,13 +1120,23 @@ def _accounts(data: Data) -> str:
             esc(masked(a["account_number"])),
             esc(a["name"]),
             esc(count(a["months_covered"])),
+            esc(count(a["period_months"])),
             esc(count(a["complete_months"])),
             esc(inr(a["od_limit_inr"])),
             *overdraft(a["account_id"]),
         )
         for a in data.accounts
     )
-    headers = ("Account", "Bank", "Number", "Holder", "Months", "Complete", "Overdraft limit")
+    headers = (
+        "Account",
+        "Bank",
+        "Number",
+        "Holder",
+        "Months listed (API)",  # the accounts endpoint's statement months
+        "Months with a balance",  # calendar months of the statement period (account_monthly)
+        "Complete months",
+        "Overdraft limit",
+    )
     if od:
         headers += ("Utilisation (average)", "Utilisation (peak)", "Days over limit")
     return (

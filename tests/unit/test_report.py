@@ -383,6 +383,21 @@ def test_overdraft_is_shown_against_its_limit(lake: duckdb.DuckDBPyConnection) -
     assert "₹50,000.00" in accounts and "110.0%" in accounts
 
 
+def test_accounts_show_the_months_listed_apart_from_the_months_with_balances(
+    lake: duckdb.DuckDBPyConnection,
+) -> None:
+    """NORMAL's account lists no months (the API gave none); its rows run 20 May to 26
+    September: five calendar months, June to August complete."""
+    accounts = section(render(lake, NORMAL), "Accounts")
+    cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", accounts)]
+    shown = dict(zip(headers(accounts), cells, strict=True))
+    assert (
+        shown["Months listed (API)"],
+        shown["Months with a balance"],
+        shown["Complete months"],
+    ) == ("0", "5", "3")
+
+
 def test_a_plain_account_has_no_limit_line(lake: duckdb.DuckDBPyConnection) -> None:
     doc = render(lake, NORMAL)
     assert "od-limit" not in doc
