@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -222,20 +223,38 @@ def _statement_output(con: duckdb.DuckDBPyConnection, statement: str, fmt: str) 
     return "\n".join(line for (line,) in lines)
 
 
-def _sql_error(text: str) -> tuple[str, str]:
+def _sql_error(text: str) -> tuple[str, str | None]:
     """DuckDB's error as one line, and the best hint: its own suggestion when it has one
-    ('Did you mean "transactions"?', 'Candidate bindings: ...')."""
+    ('Did you mean "transactions"?', 'Candidate bindings: ...'), unless it suggests one of
+    its system views for a name that is nothing like it ("entitys": "pg_settings")."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = lines[0] if lines else text
     for line in lines[1:]:
-        if line.startswith(("Did you mean", "Candidate bindings")):
+        if line.startswith("Candidate bindings") or (
+            line.startswith("Did you mean") and not _SYSTEM_VIEW.search(line)
+        ):
             return first, line
     if "read-only mode" in first:
         return (
             first,
             "the warehouse is read-only here: only syncs write (nightly, backfill, rebuild)",
         )
-    return first, 'tables: bankconnect-etl sql "SHOW TABLES"'
+    if "explicit type casts" in first:  # e.g. 1 + 'x': a Binder Error about types
+        return first, _TYPES_HINT
+    for kind, hint in _SQL_HINTS:
+        if first.startswith(kind):
+            return first, hint
+    return first, None
+
+
+_SYSTEM_VIEW = re.compile(r'"(pg_|duckdb_|sqlite_|information_schema)', re.IGNORECASE)
+_TYPES_HINT = "ids are text (entity_id = '...'), money DECIMAL, dates DATE ('2026-01-31')"
+_SQL_HINTS = (  # by DuckDB's error type, when it has no suggestion of its own
+    ("Parser Error", "check the SQL at the word named; the shell may have eaten quotes or $"),
+    ("Catalog Error", 'tables: bankconnect-etl sql "SHOW TABLES"'),
+    ("Binder Error", 'a table\'s columns: bankconnect-etl sql "DESCRIBE transactions"'),
+    ("Conversion Error", _TYPES_HINT),
+)
 
 
 def run_shell(args: argparse.Namespace) -> int:

@@ -104,3 +104,27 @@ def test_a_rebuild_says_how_many_archived_runs_it_replayed_not_what_it_saw() -> 
     ]
     sync = RunResult("nightly-1", "nightly", "succeeded", sync=Counter(seen=4, unchanged=4))
     assert summary_lines(sync)[1] == "entities: 4 seen: 4 unchanged (one request each)"
+
+
+@pytest.mark.parametrize(
+    ("sql", "hint"),
+    [
+        ("SELEC 1", "check the SQL at the word named"),
+        ("SELECT 1 + 'x'", "ids are text (entity_id = '...')"),
+        ("SELECT n, count(*) FROM t", "a table's columns: bankconnect-etl sql \"DESCRIBE"),
+        # DuckDB suggests a system view ("pg_prepared_statements"): no help, so not shown
+        ("FROM nowhere_near_anything", 'tables: bankconnect-etl sql "SHOW TABLES"'),
+        ("FROM tt", 'Did you mean "t"'),  # its own suggestion when it is a real table
+        ("SELECT error('stop')", None),  # nothing useful to add
+    ],
+)
+def test_a_sql_error_gets_the_hint_for_its_kind(sql: str, hint: str | None) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 1 AS n")
+    with pytest.raises(UserError) as caught:
+        query_output(con, sql)
+    assert str(caught.value).startswith("sql: ") and "\n" not in str(caught.value)
+    if hint is None:
+        assert caught.value.hint is None
+    else:
+        assert (caught.value.hint or "").startswith(hint), caught.value.hint
