@@ -568,6 +568,8 @@ SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("foir", "FOIR ({last6})", pct),
     ("current_monthly_obligations_inr", "EMIs due now (largest of the last 3 months)", inr),
     ("current_foir", "FOIR with the EMIs due now", pct),
+    ("loan_disbursals_last_6_months", "Loans received, last 6 months", count),
+    ("loan_disbursals_last_6_months_inr", "Loans received, amount (in the ABB until spent)", inr),
     ("abb_last_3_complete_months_inr", "ABB ({last3})", inr),
     ("abb_last_6_complete_months_inr", "ABB ({last6})", inr),
     ("bounces_last_3_months", "Bounces, last 3 months", count),
@@ -598,6 +600,8 @@ SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 NEEDS_TRANSACTIONS = frozenset(
     {
         "income_basis",
+        "loan_disbursals_last_6_months",
+        "loan_disbursals_last_6_months_inr",
         "bounces_last_3_months",
         "bounces_last_6_months",
         "high_severity_bounces_last_6_months",

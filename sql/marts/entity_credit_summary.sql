@@ -39,7 +39,13 @@ entity_months AS (  -- ABB over the accounts that are not overdraft accounts (od
 ),
 
 entity_flows AS (
-    SELECT entity_id, month, sum(emi_due_inr) AS obligations_inr, sum(income_inr) AS income_inr
+    SELECT
+        entity_id,
+        month,
+        sum(emi_due_inr) AS obligations_inr,
+        sum(income_inr) AS income_inr,
+        sum(loan_disbursal_inr) AS loan_disbursal_inr,
+        sum(loan_disbursal_count) AS loan_disbursal_count
     FROM obligations_monthly
     GROUP BY entity_id, month
 ),
@@ -99,11 +105,17 @@ dates AS (
     GROUP BY entity_id
 ),
 
-running AS (  -- the EMIs due now: a loan's first often falls in a partial last month
-    SELECT f.entity_id, max(f.obligations_inr) AS current_monthly_obligations_inr
+running AS (  -- the EMIs due now (a loan's first often falls in a partial last month), and
+    -- the loans received lately: new debt, whose proceeds also lift the balances ABB averages
+    SELECT
+        f.entity_id,
+        max(f.obligations_inr) FILTER (WHERE f.month > d.last_month - INTERVAL 3 MONTH)
+            AS current_monthly_obligations_inr,
+        sum(f.loan_disbursal_count) AS loan_disbursals_last_6_months,
+        sum(f.loan_disbursal_inr) AS loan_disbursals_last_6_months_inr
     FROM entity_flows AS f
     INNER JOIN dates AS d USING (entity_id)
-    WHERE f.month > d.last_month - INTERVAL 3 MONTH
+    WHERE f.month > d.last_month - INTERVAL 6 MONTH
     GROUP BY f.entity_id
 ),
 
@@ -214,6 +226,14 @@ SELECT
     CAST(r.current_monthly_obligations_inr AS DECIMAL(18, 2)) AS current_monthly_obligations_inr,
     CAST(r.current_monthly_obligations_inr AS DOUBLE)
         / nullif(CAST(w.avg_monthly_income_inr AS DOUBLE), 0) AS current_foir,
+    CASE
+        WHEN d.entity_id IS NOT NULL
+            THEN CAST(coalesce(r.loan_disbursals_last_6_months, 0) AS BIGINT)
+    END AS loan_disbursals_last_6_months,
+    CASE
+        WHEN d.entity_id IS NOT NULL
+            THEN CAST(coalesce(r.loan_disbursals_last_6_months_inr, 0) AS DECIMAL(18, 2))
+    END AS loan_disbursals_last_6_months_inr,
     w.abb_last_3_complete_months_inr,
     w.abb_last_6_complete_months_inr,
     CASE WHEN d.entity_id IS NOT NULL THEN coalesce(bo.bounces_last_3_months, 0) END

@@ -97,6 +97,8 @@ def test_every_entity_has_a_row_even_without_statements_or_transactions(book: Bo
             "negative_eod_days",
             "balance_breaks",
             "cash_deposit_share",
+            "loan_disbursals_last_6_months",
+            "loan_disbursals_last_6_months_inr",
         )
         assert {k: r[k] for k in unknown} == dict.fromkeys(unknown)
 
@@ -149,3 +151,29 @@ def test_an_entity_with_only_overdraft_accounts_has_no_abb(book: Book) -> None:
     assert s["abb_last_6_complete_months_inr"] is None
     assert s["current_monthly_obligations_inr"] == D("0.00")
     assert s["current_foir"] is None  # no income
+
+
+def test_loans_received_in_the_last_6_months_are_counted_apart_from_income(book: Book) -> None:
+    """Loans paid into sb on 5 January (outside the window), 5 February and 5 July 2024,
+    the month of the last transaction: the window is February to July."""
+    book.entity("e1")
+    book.account("e1", "sb")
+    loan = {"description": "lender_transaction"}
+    book.txns(
+        "e1",
+        "sb",
+        "1000.00",
+        [
+            cr("2024-01-05", "40000.00", **loan),
+            cr("2024-02-05", "100000.00", **loan),
+            cr("2024-03-01", "20000.00"),
+            cr("2024-07-05", "50000.00", **loan),
+            dr("2024-07-20", "500.00"),
+        ],
+    )
+    book.refresh()
+    s = book.one("FROM entity_credit_summary")
+    assert s["loan_disbursals_last_6_months"] == 2
+    assert s["loan_disbursals_last_6_months_inr"] == D("150000.00")
+    months = book.rows_of("SELECT month, income_inr FROM obligations_monthly ORDER BY month")
+    assert sum(m["income_inr"] for m in months) == D("20000.00")  # no loan is income

@@ -258,6 +258,9 @@ def test_normal_report_shows_findings_in_rupees(lake: duckdb.DuckDBPyConnection)
     assert "inconsistent_transaction" in doc  # the API's finding
     assert "Running-balance breaks" in doc
     assert "••••9012" in doc and "123456789012" not in doc
+    shown = summary(doc)  # its EMIs are a loan taken before the statement: none received
+    assert shown["Loans received, last 6 months"] == "0"
+    assert shown["Loans received, amount (in the ABB until spent)"] == "₹0.00"
 
 
 def test_entity_without_statements(lake: duckdb.DuckDBPyConnection) -> None:
