@@ -29,7 +29,8 @@ import os
 import socket
 import sqlite3
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import util as importlib_util
@@ -446,20 +447,11 @@ class Writer:
         # never held a row has none: it is left to a later run, when it has rows), and on a
         # table the transaction has not changed: so one column a table per transaction.
         rounds = [statements, *map(list, zip_longest(*constraints.values()))]
+        message = "tables brought up to this version's schema" if existing else "tables"
         for batch in filter(None, rounds):
-            con.execute("BEGIN")
-            try:
-                con.execute(
-                    f"CALL {LAKE}.set_commit_message('bankconnect-etl', ?)",
-                    ["tables brought up to this version's schema" if existing else "tables"],
-                )
+            with self._commit(message):
                 for statement in filter(None, batch):
                     con.execute(statement)
-                con.execute("COMMIT")
-            except BaseException:
-                with suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
 
     def _out_of_date(self, problem: str) -> WarehouseError:
         return WarehouseError(
@@ -495,38 +487,31 @@ class Writer:
         known = [e for e in batch.replace if e in existing]
         con.register("batch_replace", pa.table({"entity_id": pa.array(known, pa.string())}))
         try:
-            con.execute("BEGIN")
-            if message:
-                con.execute(f"CALL {LAKE}.set_commit_message('bankconnect-etl', ?)", [message])
-            if existing:
-                self._load_entities(entities)
-            else:
-                self._insert("entities", entities)
-            for table in ENTITY_TABLES:
-                if table == "entities":
-                    continue
-                if known:
-                    con.execute(
-                        f"DELETE FROM {LAKE}.{table} "
-                        "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
-                    )
-                self._insert(table, batch.tables[table])
-            health = batch.tables["bank_health"]
-            if health.num_rows:  # a history, appended; a replayed observation replaces itself
-                con.register("batch_health", health)
-                try:
-                    con.execute(
-                        f"DELETE FROM {LAKE}.bank_health WHERE (observed_at, bank) IN "
-                        "(SELECT observed_at, bank FROM batch_health)"
-                    )
-                finally:
-                    con.unregister("batch_health")
-                self._insert("bank_health", health)
-            con.execute("COMMIT")
-        except BaseException:
-            with suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            raise
+            with self._commit(message):
+                if existing:
+                    self._load_entities(entities)
+                else:
+                    self._insert("entities", entities)
+                for table in ENTITY_TABLES:
+                    if table == "entities":
+                        continue
+                    if known:
+                        con.execute(
+                            f"DELETE FROM {LAKE}.{table} "
+                            "WHERE entity_id IN (SELECT entity_id FROM batch_replace)"
+                        )
+                    self._insert(table, batch.tables[table])
+                health = batch.tables["bank_health"]
+                if health.num_rows:  # a history, appended; a replayed observation replaces itself
+                    con.register("batch_health", health)
+                    try:
+                        con.execute(
+                            f"DELETE FROM {LAKE}.bank_health WHERE (observed_at, bank) IN "
+                            "(SELECT observed_at, bank FROM batch_health)"
+                        )
+                    finally:
+                        con.unregister("batch_health")
+                    self._insert("bank_health", health)
         finally:
             con.unregister("batch_replace")
         return self.snapshot_id()
@@ -572,6 +557,22 @@ class Writer:
 
     # ------------------------------------------------------------------ runs
 
+    @contextmanager
+    def _commit(self, message: str | None) -> Iterator[None]:
+        """One transaction, committed with ``message`` (what `lake.snapshots()` shows
+        beside its snapshot), rolled back on any error."""
+        con = self._con
+        con.execute("BEGIN")
+        try:
+            if message:
+                con.execute(f"CALL {LAKE}.set_commit_message('bankconnect-etl', ?)", [message])
+            yield
+            con.execute("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+
     def start_run(self, run_id: str, kind: str, params: dict, started_at: datetime) -> None:
         # Only the lock holder writes runs, so a run still 'running' now has no process: it
         # was killed or its machine went down. It failed; its finished_at stays unknown.
@@ -579,16 +580,17 @@ class Writer:
             f"SELECT run_id FROM {LAKE}.runs WHERE status = 'running'"
         ).fetchall()
         why = f"its process stopped before the run ended (killed or crashed); found by {run_id}"
-        for (dead,) in died:
-            log.warning("run %s never finished (its process stopped): marked failed", dead)
+        with self._commit(f"{run_id} started"):
+            for (dead,) in died:
+                log.warning("run %s never finished (its process stopped): marked failed", dead)
+                self._con.execute(
+                    f"UPDATE {LAKE}.runs SET status = 'failed', error = ? WHERE run_id = ?",
+                    [why, dead],
+                )
             self._con.execute(
-                f"UPDATE {LAKE}.runs SET status = 'failed', error = ? WHERE run_id = ?",
-                [why, dead],
+                f"INSERT INTO {LAKE}.runs VALUES (?, ?, ?, ?, NULL, 'running', '{{}}', 0, 0, NULL)",
+                [run_id, kind, json.dumps(params, default=str, sort_keys=True), _naive(started_at)],
             )
-        self._con.execute(
-            f"INSERT INTO {LAKE}.runs VALUES (?, ?, ?, ?, NULL, 'running', '{{}}', 0, 0, NULL)",
-            [run_id, kind, json.dumps(params, default=str, sort_keys=True), _naive(started_at)],
-        )
 
     def finish_run(
         self,
@@ -600,19 +602,20 @@ class Writer:
         retries: int = 0,
         error: str | None = None,
     ) -> None:
-        self._con.execute(
-            f"UPDATE {LAKE}.runs SET finished_at = ?, status = ?, counts = ?, requests = ?, "
-            "retries = ?, error = ? WHERE run_id = ?",
-            [
-                _naive(datetime.now(UTC)),
-                status,
-                json.dumps(counts, default=str, sort_keys=True),
-                requests,
-                retries,
-                error,
-                run_id,
-            ],
-        )
+        with self._commit(f"{run_id} {status}"):
+            self._con.execute(
+                f"UPDATE {LAKE}.runs SET finished_at = ?, status = ?, counts = ?, requests = ?, "
+                "retries = ?, error = ? WHERE run_id = ?",
+                [
+                    _naive(datetime.now(UTC)),
+                    status,
+                    json.dumps(counts, default=str, sort_keys=True),
+                    requests,
+                    retries,
+                    error,
+                    run_id,
+                ],
+            )
 
     def snapshot_id(self) -> int:
         rows = self._con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchall()
@@ -641,9 +644,11 @@ class Writer:
         """
         con = self._con
         t0 = time.monotonic()
-        merged = con.execute(
-            f"CALL ducklake_merge_adjacent_files('{LAKE}', max_file_size => ?)", [max_file_bytes]
-        ).fetchall()
+        with self._commit(f"{self.run_id} compaction".strip()):
+            merged = con.execute(
+                f"CALL ducklake_merge_adjacent_files('{LAKE}', max_file_size => ?)",
+                [max_file_bytes],
+            ).fetchall()
         cutoff = datetime.now(UTC) - timedelta(days=keep_days)
         deleted = con.execute(
             f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?::TIMESTAMPTZ)",

@@ -288,6 +288,26 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 # ---------------------------------------------------------------------- 1. idempotency
 
 
+def test_every_snapshot_of_a_sync_says_what_it_was(synced) -> None:
+    """`FROM lake.snapshots()` is where an analyst picks a time to travel to."""
+    run_id = synced["run"].run_id
+    con = connect(synced["warehouse"])
+    query = "SELECT commit_message FROM lake.snapshots() WHERE snapshot_id > 0 ORDER BY snapshot_id"
+    messages = [m for (m,) in con.sql(query).fetchall()]
+    con.close()
+    assert messages[0] == "tables"
+    assert all(m.startswith(f"{run_id} ") for m in messages[1:]), messages
+    steps = [m.removeprefix(f"{run_id} ") for m in messages[1:]]
+    batches = -(-synced["entities"] // 4)
+    assert steps == [
+        "started",
+        *(f"batch {n}" for n in range(1, batches + 1)),
+        "compaction",
+        "marts",
+        "succeeded",
+    ]
+
+
 def test_loading_the_same_records_twice_changes_nothing(tmp_path: Path, records) -> None:
     wh = tmp_path / "wh"
     load_run(wh, records, "run-1")
