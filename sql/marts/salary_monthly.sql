@@ -41,7 +41,7 @@ per_account AS (
             max(dayofmonth(first_credit_date)) - min(dayofmonth(first_credit_date))
         ) AS credit_day_spread_days,
         max(salary_month) AS last_salary_month,
-        count(*) >= 2 AND count(DISTINCT salary_inr) = 1 AS amount_unchanged,
+        count(*) >= 3 AND count(DISTINCT salary_inr) = 1 AS amount_unchanged,  -- 2 is no pattern
         bool_and(salary_inr % 1000 = 0) AS amount_multiple_of_1000
     FROM monthly
     GROUP BY entity_id, account_id

@@ -241,3 +241,19 @@ def test_an_instalment_the_bank_never_debited_is_still_owed(book: Book) -> None:
     summary = book.one("FROM entity_credit_summary")
     # complete months January to April: 17,000 + 5,000 + 5,000 (missed) + 5,000
     assert summary["avg_monthly_obligations_inr"] == D("8000.00")
+
+
+def test_two_equal_salary_months_are_too_few_to_call_the_amount_unchanged(book: Book) -> None:
+    book.entity("e1")
+    book.account("e1", "a1")
+    salaries = [cr(f"2024-0{m}-01", "50000.00", channel="salary") for m in (1, 2, 3)]
+    rows = book.txns("e1", "a1", "0", salaries)
+    for row, month in zip(rows[:2], ("2023-12", "2024-01"), strict=True):
+        book.salary(row, month, "Acme Ltd")
+    book.refresh()
+    two = book.one("FROM salary_monthly WHERE salary_month = DATE '2024-01-01'")
+    assert (two["months_with_salary"], two["amount_unchanged"]) == (2, False)
+    book.salary(rows[2], "2024-02", "Acme Ltd")  # a third month, the same amount
+    book.refresh()
+    three = book.one("FROM salary_monthly WHERE salary_month = DATE '2024-02-01'")
+    assert (three["months_with_salary"], three["amount_unchanged"]) == (3, True)
