@@ -592,17 +592,18 @@ def check_selection(
     if all and (entity_ids or link_ids):
         raise UserError(
             "a backfill of all entities takes no entity or link ids",
-            hint="drop --all to backfill only the ids given, or drop the ids",
+            hint="drop --all (all) to backfill only the ids given, or drop the ids",
         )
     if not all and not entity_ids and not link_ids:
         raise UserError(
             "a backfill needs entities to cover",
-            hint="give --entity-id ID, --link-id ID (each repeatable) or --all",
+            hint="give --entity-id ID, --link-id ID (each repeatable) or --all; "
+            "a flow: entity_ids, link_ids or all",
         )
     for link_id in link_ids or ():
         if not str(link_id).strip():  # the API reads a blank link id as no filter at all
             raise UserError(
-                f"--link-id {link_id!r} is blank, which the API reads as every entity",
+                f"link id {link_id!r} is blank, which the API reads as every entity",
                 hint="give the lender's link id (an empty shell variable gives '')",
             )
     canonical = []
@@ -611,7 +612,7 @@ def check_selection(
             canonical.append(str(uuid.UUID(str(entity_id))))
         except ValueError:
             raise UserError(
-                f"--entity-id {entity_id!r} is not an entity id (BankConnect's are UUIDs)",
+                f"entity id {entity_id!r} is not one: BankConnect's entity ids are UUIDs",
                 hint="copy it from the warehouse: "
                 'bankconnect-etl sql "SELECT entity_id, link_id FROM entities"',
             ) from None

@@ -9,7 +9,9 @@ warehouse transaction that failed left nothing behind); HTTP retries stay in the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # isort: off
 import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefect loads)
@@ -68,17 +70,62 @@ def settings_from(secret_blocks: dict[str, str] | None, batch_size: int | None) 
 
 
 def ends_failed_on_error(body: Callable[[], dict]) -> dict | State:
-    """Run a flow's body. An error raised on purpose (a setting, a selection, a run that
-    failed, the API refusing) ends the flow run Failed with that one line and its hint,
-    logged once, with no traceback; a direct caller of the flow still gets the exception.
-    Anything else is a bug, and keeps Prefect's traceback."""
+    """Run a flow's body, the library's warnings going to the flow run's log. An error
+    raised on purpose (a setting, a selection, a run that failed, the API refusing) ends
+    the flow run Failed with that one line and its hint, logged once, with no traceback; a
+    direct caller of the flow still gets the exception. Anything else is a bug, and keeps
+    Prefect's traceback."""
+    run_logger = get_run_logger()
     try:
-        return body()
+        with _library_logs_to(run_logger):
+            return body()
     except BankConnectETLError as exc:
         hint = getattr(exc, "hint", None)  # user errors carry one
         message = f"{exc} (hint: {hint})" if hint else str(exc)
-        get_run_logger().error("%s", message)
+        run_logger.error("%s", message)
         return Failed(message=message, data=exc)
+
+
+class _RunLogHandler(logging.Handler):
+    """Passes the library's records on to a flow run's logger: into the run's log in the
+    Prefect UI, not only the worker's terminal."""
+
+    def __init__(self, run_logger: logging.LoggerAdapter, level: int) -> None:
+        super().__init__(level)
+        self.run_logger = run_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.run_logger.log(record.levelno, "%s", record.getMessage())
+        except Exception:  # logging must never break the run
+            self.handleError(record)
+
+
+@contextmanager
+def _library_logs_to(run_logger: logging.LoggerAdapter) -> Iterator[None]:
+    """The library's warnings (an unknown id skipped, a wait for the writer lock, health
+    not recorded) into the flow run's log while the flow runs."""
+    library = logging.getLogger("bankconnect_etl")
+    handler = _RunLogHandler(run_logger, logging.WARNING)
+    library.addHandler(handler)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+
+
+class _NoTracebackForErrorsOnPurpose(logging.Filter):
+    """Prefect raises a Failed flow's exception again at the end of a deployment's run and
+    logs it with its traceback ("Engine execution exited with unexpected exception", Prefect
+    3.8). For an error raised on purpose, ``ends_failed_on_error`` logged its one line
+    already: that record is dropped. Any other exception keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, BankConnectETLError)
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackForErrorsOnPurpose())
 
 
 def sync(

@@ -84,12 +84,12 @@ def test_sandbox_says_where_it_listens_serves_and_stops_on_ctrl_c() -> None:
         (["no-such-command"], "invalid choice: 'no-such-command'"),
         (
             ["backfill", "--entity-id", "../sandbox/state"],
-            "--entity-id '../sandbox/state' is not an entity id",
+            "entity id '../sandbox/state' is not one: BankConnect's entity ids are UUIDs",
         ),
         # the API reads a blank link id as no filter: a whole forced re-fetch
         (
             ["backfill", "--link-id", "", "--force", "--dry-run"],
-            "--link-id '' is blank, which the API reads as every entity",
+            "link id '' is blank, which the API reads as every entity",
         ),
         # an empty path would be the current folder
         (["backfill", "--all", "--warehouse", ""], "--warehouse: an empty folder name"),

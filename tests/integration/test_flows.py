@@ -238,9 +238,9 @@ def test_nightly_flow_leaves_a_markdown_artifact(api) -> None:
     assert SANDBOX_API_KEY not in text and SANDBOX_SERVER_HASH not in text
 
 
-def flow_run_errors(state) -> list[str]:  # type: ignore[no-untyped-def]
-    """The ERROR lines a flow run logged, as Prefect's UI shows them; none may carry a
-    traceback."""
+def flow_run_errors(state, level: int = 40) -> list[str]:  # type: ignore[no-untyped-def]
+    """The ERROR (or ``level`` and up) lines a flow run logged, as Prefect's UI shows them;
+    none may carry a traceback."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogWorker
@@ -251,7 +251,7 @@ def flow_run_errors(state) -> list[str]:  # type: ignore[no-untyped-def]
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=run))
     assert logs, "the flow run logged nothing"
     assert not [log.message for log in logs if "Traceback" in log.message]
-    return [log.message for log in logs if log.level >= 40]
+    return [log.message for log in logs if log.level >= level]
 
 
 def test_a_failed_run_fails_the_flow_and_is_recorded(api, monkeypatch, tmp_path: Path) -> None:
@@ -282,8 +282,11 @@ def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
 
     ids = [e["entity_id"] for e in listing(api)][:3]
     typo = "00000000-0000-0000-0000-000000000000"
-    result = backfill(entity_ids=[ids[0].upper(), *ids[1:], typo])  # case does not matter
+    state = backfill(entity_ids=[ids[0].upper(), *ids[1:], typo], return_state=True)
+    result = state.result()  # the case of an id does not matter
     assert result["sync"] == {"seen": 3, "new": 3}
+    # the skipped id is in the flow run's own log (the UI), not only the worker's terminal
+    assert f"entity_id {typo}: not found at the API; skipped" in flow_run_errors(state, 30)
     assert synced_by(tmp_path / "wh", result["run_id"]) == set(ids)
     # no listing: each named entity looked up (the typo too), then fetched whole
     assert run_row(tmp_path / "wh", result["run_id"])[2] == 4 + PER_ENTITY * 3 + 1

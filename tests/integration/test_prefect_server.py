@@ -162,12 +162,28 @@ def test_deployments_run_through_a_prefect_server_and_a_worker(
             cwd=project,
         )
         logs += prefect(env, "worker", "start", "--pool", "bankconnect", "--run-once", cwd=project)
+        # a mistyped id: the flow run fails with one line in its log, and no traceback
+        typo = ["6886dd3c"]
+        prefect(
+            env,
+            "deployment",
+            "run",
+            "bankconnect-backfill/backfill",
+            "--param",
+            f"entity_ids={json.dumps(typo)}",
+            cwd=project,
+        )
+        logs += prefect(env, "worker", "start", "--pool", "bankconnect", "--run-once", cwd=project)
 
     runs = api(env, "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"})
     assert [(r["state_type"], r["parameters"].get("force")) for r in runs] == [
         ("COMPLETED", None),
         ("COMPLETED", True),
+        ("FAILED", False),
     ], logs
+    failed = {"logs": {"flow_run_id": {"any_": [runs[2]["id"]]}, "level": {"ge_": 40}}}
+    errors = [r["message"] for r in api(env, "/logs/filter", failed)]
+    assert len(errors) == 1 and "entity id '6886dd3c' is not one" in errors[0], errors
     artifacts = api(env, "/artifacts/filter", {"artifacts": {"type": {"any_": ["markdown"]}}})
     assert len(artifacts) == 2 and all("succeeded" in a["data"] for a in artifacts), artifacts
     con = connect(warehouse)
