@@ -60,10 +60,13 @@ examples:
 
 def folder(text: str) -> Path:
     """A folder named on the command line (``--warehouse``): an empty name would be the
-    current folder, never what was meant."""
+    current folder, never what was meant; ``~`` is the home folder, quoted or not."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty folder name")
-    return Path(text)
+    path = Path(text).expanduser()  # "--warehouse=~/lake" reaches us with its ~
+    if path.is_file():
+        raise argparse.ArgumentTypeError(f"{path} is a file, not a folder")
+    return path
 
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:

@@ -172,6 +172,14 @@ class Settings(BaseSettings):
             raise ValueError("is empty; name a folder, such as warehouse")
         return value
 
+    @field_validator("warehouse")
+    @classmethod
+    def _not_a_file(cls, value: Path) -> Path:
+        value = value.expanduser()  # a quoted "~/lake" would be a folder named ~ here
+        if value.is_file():
+            raise ValueError(f"{value} is a file, not a folder")
+        return value
+
     @field_validator("access_token_signer")
     @classmethod
     def _signer_spec(cls, value: str | None) -> str | None:

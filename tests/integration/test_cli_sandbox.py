@@ -93,6 +93,8 @@ def test_sandbox_says_where_it_listens_serves_and_stops_on_ctrl_c() -> None:
         ),
         # an empty path would be the current folder
         (["backfill", "--all", "--warehouse", ""], "--warehouse: an empty folder name"),
+        # its hint was to delete <the file>/ to start the sandbox's data over
+        (["nightly", "--warehouse", "/etc/passwd"], "--warehouse: /etc/passwd is a file, not"),
     ],
 )
 def test_bad_flags_get_one_line_and_a_hint(args: list[str], expected: str) -> None:
@@ -229,3 +231,13 @@ def test_the_commands_take_as_many_sandbox_entities_as_the_setting_does() -> Non
     assert Settings(sandbox_entities=MAX_SANDBOX_ENTITIES).sandbox_entities == MAX_SANDBOX_ENTITIES
     with pytest.raises(ValidationError):
         Settings(sandbox_entities=MAX_SANDBOX_ENTITIES + 1)
+
+
+def test_a_warehouse_under_the_home_folder_may_be_written_with_a_quoted_tilde() -> None:
+    """`--warehouse="~/lake"` and BANKCONNECT_WAREHOUSE="~/lake" reach the program with
+    the ~: taken literally, they made a folder named ~ in the current one."""
+    from bankconnect_etl.cli_warehouse import folder
+    from bankconnect_etl.config import Settings
+
+    assert folder("~/lake") == Path.home() / "lake"
+    assert Settings(warehouse="~/lake").warehouse == Path.home() / "lake"
