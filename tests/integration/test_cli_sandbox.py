@@ -202,7 +202,15 @@ def test_ctrl_c_during_a_sync_exits_130_without_a_traceback(tmp_path: Path) -> N
         ):
             assert proc.poll() is None and time.monotonic() < deadline, "no worker started"
             time.sleep(0.2)
-        time.sleep(1.0)  # batches in flight
+        while True:  # a batch committed, more in flight
+            count = "SELECT count(*) FROM entities"
+            loaded = subprocess.run(
+                [COMMAND, "sql", count, "--format", "csv"], capture_output=True, text=True, env=env
+            ).stdout.splitlines()[1:]
+            if loaded and int(loaded[0]) > 0:
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, "no batch committed"
+            time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -220,6 +228,28 @@ def test_ctrl_c_during_a_sync_exits_130_without_a_traceback(tmp_path: Path) -> N
         check=True,
     ).stdout.splitlines()
     assert runs == ["kind,status,error", "nightly,interrupted,interrupted (Ctrl-C)"]
+    # what it committed before the Ctrl-C is counted in its row, as in the tables
+    counted, loaded = (
+        subprocess.run(
+            [
+                COMMAND,
+                "sql",
+                "SELECT (SELECT sum(v::BIGINT) FROM (SELECT unnest(map_values("
+                "CAST(counts->'entities' AS MAP(VARCHAR, BIGINT)))) AS v)) AS counted, "
+                "(SELECT count(*) FROM entities) AS loaded FROM runs",
+                "--format",
+                "csv",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        .stdout.splitlines()[1]
+        .split(",")
+    )
+    assert counted == loaded and int(loaded) > 0
 
 
 def test_the_commands_take_as_many_sandbox_entities_as_the_setting_does() -> None:
