@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import orjson
 
 from bankconnect_etl.client import BankConnectClient
-from bankconnect_etl.errors import ApiError, AuthError, NotFoundError
+from bankconnect_etl.errors import ApiError, AuthError, NotFoundError, RetriableApiError
 from bankconnect_etl.polling import (
     COMPLETED,
     FAILED,
@@ -196,6 +196,7 @@ class EntityBundle:
     statements: dict[str, dict[str, tuple[str, str | None]]] = field(default_factory=dict)
     pending_endpoints: list[str] = field(default_factory=list)
     error: str | None = None
+    unreachable: bool = False  # failed because the API could not be reached, not on the data
     polls: int = 0
 
     def statement_outcome(self, statement_id: str) -> tuple[str, str | None]:
@@ -360,6 +361,7 @@ class Extractor:
         except ApiError as exc:
             bundle.status = "failed"
             bundle.error = str(exc)
+            bundle.unreachable = isinstance(exc, RetriableApiError)  # its retries ran out
             bundle.responses.clear()
             return bundle
         if entry.known is not None:  # the fingerprint check: its first accounts answer

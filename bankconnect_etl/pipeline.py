@@ -35,6 +35,7 @@ from bankconnect_etl.errors import (
     BankConnectETLError,
     NotFoundError,
     NoWarehouseError,
+    RetriableApiError,
     UserError,
 )
 from bankconnect_etl.extract import Extractor, list_entities
@@ -546,6 +547,7 @@ def run_sync(
             if progress is not None:
                 progress(0, total)
             fetched_at = datetime.now(UTC)
+            unreachable: list[str] = []  # why each entity the API did not answer failed
 
             def records() -> Iterator[dict]:
                 for b in Extractor(client).fetch(plan.entities, known=plan.fingerprints):
@@ -554,6 +556,9 @@ def run_sync(
                         advance(1)
                         continue
                     run.sync[_FETCHED_AS[plan.action[b.entity_id]]] += 1
+                    if b.unreachable:
+                        run.sync["unreachable"] += 1
+                        unreachable.append(b.error or "")
                     yield entity_record(b, plan.entities.get(b.entity_id), fetched_at)
                 yield from _health(client)
 
@@ -576,6 +581,13 @@ def run_sync(
             )
             _compact(w)
             _refresh_marts(w, run)
+            if unreachable:  # fetched again next run; until then the warehouse lags the API
+                n = len(unreachable)
+                raise RetriableApiError(
+                    f"{n:,} entit{'y' if n == 1 else 'ies'} could not be fetched, the API out "
+                    f"of reach after every retry (first: {unreachable[0]}); the next run "
+                    f"fetches {'it' if n == 1 else 'them'} again"
+                )
     except BankConnectETLError:
         if run is None or run.status == "succeeded":
             raise  # before the run started (lock, configuration) or after it was recorded

@@ -998,6 +998,44 @@ def test_no_secret_reaches_any_file_of_the_warehouse(synced) -> None:
 # ---------------------------------------------------------------------- 9. pending
 
 
+def test_entities_the_api_did_not_answer_fail_the_run_and_the_rest_stays(tmp_path: Path) -> None:
+    """The API out of reach for one entity's transactions, every retry spent (the sandbox
+    stopped mid-run, a network outage): its neighbours load, and the run fails, so the
+    nightly's monitoring sees it; the next run fetches it again."""
+    from bankconnect_etl.errors import TransportError
+    from tests.conftest import Api
+
+    wh = tmp_path / "wh"
+    common = {"api_key": SANDBOX_API_KEY, "server_hash": SANDBOX_SERVER_HASH, "warehouse": wh}
+    common |= {"raw_enabled": False, "transform_workers": 0}
+    with start_in_thread(SandboxConfig(entities=5, seed=3, processing_polls=0)) as sb:
+        s = settings(base_url=sb.base_url, **common, **FAST)
+        victim = sorted(Api(sb).entity_ids())[0]
+
+        class OutOfReach(BankConnectClient):
+            def analysis(self, entity_id: str, endpoint: str) -> dict:
+                if entity_id == victim and endpoint == "transactions":
+                    raise TransportError(
+                        "transactions: connection refused", endpoint=endpoint, attempts=6
+                    )
+                return super().analysis(entity_id, endpoint)
+
+        with OutOfReach(s) as client:
+            run = run_sync(s, client=client)
+        assert run.status == "failed"
+        assert run.error is not None and run.error.startswith(
+            "1 entity could not be fetched, the API out of reach after every retry"
+        )
+        assert run.sync["unreachable"] == 1 and run.stats.entities["failed"] == 1
+        loaded = scalar(wh, "SELECT count(*) FROM entities WHERE sync_status <> 'failed'")
+        assert loaded == 4
+        assert scalar(wh, "SELECT status FROM runs") == "failed"
+
+        again = run_sync(s)  # the API back: only the failed entity is fetched
+    assert again.status == "succeeded" and again.sync["retried"] == 1
+    assert scalar(wh, "SELECT count(*) FROM entities WHERE sync_status = 'failed'") == 0
+
+
 def test_a_pending_entity_keeps_its_rows(tmp_path: Path) -> None:
     wh = tmp_path / "wh"
     common = {"api_key": SANDBOX_API_KEY, "server_hash": SANDBOX_SERVER_HASH, "warehouse": wh}
