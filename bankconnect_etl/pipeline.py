@@ -66,11 +66,13 @@ class RunResult:
     # rebuild: replayed_runs, the archived runs it read
     sync: Counter = field(default_factory=Counter)
     plan: Counter = field(default_factory=Counter)  # by planned action (Plan.action)
+    not_found: list[str] = field(default_factory=list)  # named ids the API does not know
 
     def counts(self) -> dict:
         """What ``runs.counts`` holds: the sync counts, then the batch statistics."""
         seconds = {"seconds": round(self.seconds, 1)}
-        return {"sync": dict(self.sync)} | self.stats.as_json() | seconds
+        missing = {"not_found": self.not_found} if self.not_found else {}
+        return {"sync": dict(self.sync)} | missing | self.stats.as_json() | seconds
 
 
 def new_run_id(kind: str, now: datetime | None = None) -> str:
@@ -395,6 +397,7 @@ class Selection:
 
     entities: dict[str, dict]  # entity_id → its listing summary (link_id, meta_data)
     complete: bool = True  # every listing read to the API's count
+    not_found: tuple[str, ...] = ()  # the named ids the API does not know ("link_id X")
 
 
 def select_entities(
@@ -410,6 +413,7 @@ def select_entities(
     written to the warehouse as a failed entity that never existed (a typo)."""
     entities: dict[str, dict] = {}
     complete = True
+    not_found: list[str] = []
     if entity_ids is None and link_ids is None:
         listing = list_entities(client)
         entities.update((e["entity_id"], e) for e in listing.entities)
@@ -418,19 +422,21 @@ def select_entities(
         listing = list_entities(client, link_id=link_id)
         if not listing.entities:
             log.warning("link_id %s: no entities", link_id)
+            not_found.append(f"link_id {link_id}")
         entities.update((e["entity_id"], e) for e in listing.entities)
         complete = complete and listing.complete
     named = [e for e in dict.fromkeys(map(str, entity_ids or ())) if e not in entities]
     for entity_id, detail in _look_up(client, named):
         if detail is None:
             log.warning("entity_id %s: not found at the API; skipped", entity_id)
+            not_found.append(f"entity_id {entity_id}")
         else:  # the shape a listing gives
             entities[entity_id] = {
                 "entity_id": entity_id,
                 "link_id": detail.get("link_id"),
                 "meta_data": detail.get("meta_data"),
             }
-    return Selection(entities, complete)
+    return Selection(entities, complete, tuple(not_found))
 
 
 def _look_up(client: BankConnectClient, entity_ids: list[str]) -> list[tuple[str, dict | None]]:
@@ -532,6 +538,7 @@ def run_sync(
                 selection = select_entities(client, entity_ids=entity_ids, link_ids=link_ids)
             plan = plan_entities(selection, known_entities(w.con), force=force)
             run.plan = plan.counts()
+            run.not_found = list(selection.not_found)
             total = len(plan.entities)
             run.sync["seen"] = total
             done = 0
@@ -581,6 +588,10 @@ def run_sync(
             )
             _compact(w)
             _refresh_marts(w, run)
+            if run.not_found and not plan.entities:  # every id named was a typo
+                raise NotFoundError(
+                    f"none of the ids named is known to the API: {', '.join(run.not_found)}"
+                )
             if unreachable:  # fetched again next run; until then the warehouse lags the API
                 n = len(unreachable)
                 raise RetriableApiError(

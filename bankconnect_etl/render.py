@@ -42,6 +42,8 @@ def summary_lines(run: RunResult) -> list[str]:
         f"rows: {rows}",
         f"requests: {run.requests:,} ({run.retries} retries)",
     ]
+    if run.not_found:  # a typo in a backfill's ids: nothing fetched for it
+        lines.insert(2, f"not found at the API (skipped): {', '.join(run.not_found)}")
     quarantined = sum(n for per in s["quarantined"].values() for n in per.values())
     lines.append(
         f"quarantined: {quarantined} rows"
@@ -75,6 +77,8 @@ def summary_markdown(run: RunResult) -> str:
         f"| | {loaded} |",
         f"| requests | {run.requests:,} ({run.retries:,} retries) |",
     ]
+    if run.not_found:
+        out.append(f"| not found at the API (skipped) | {_md(', '.join(run.not_found))} |")
     if run.error:
         out.append(f"| error | {_md(run.error)} |")
     out += ["", "## Rows loaded", "", "| table | rows |", "|---|---:|"]

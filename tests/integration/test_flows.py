@@ -9,6 +9,7 @@ listing pages, one accounts request per unchanged entity, eight requests per fet
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -287,6 +288,7 @@ def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
     assert result["sync"] == {"seen": 3, "new": 3}
     # the skipped id is in the flow run's own log (the UI), not only the worker's terminal
     assert f"entity_id {typo}: not found at the API; skipped" in flow_run_errors(state, 30)
+    assert result["not_found"] == [f"entity_id {typo}"]  # in runs.counts and the artifact
     assert synced_by(tmp_path / "wh", result["run_id"]) == set(ids)
     # no listing: each named entity looked up (the typo too), then fetched whole
     assert run_row(tmp_path / "wh", result["run_id"])[2] == 4 + PER_ENTITY * 3 + 1
@@ -296,6 +298,20 @@ def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
         assert found.fetchone() == (0,)
     finally:
         con.close()
+
+
+def test_a_backfill_of_only_ids_the_api_does_not_know_fails(api, tmp_path: Path) -> None:
+    from flows.backfill import backfill
+
+    state = backfill(link_ids=["APPNOPE"], return_state=True)
+    assert state.is_failed()
+    assert "none of the ids named is known to the API: link_id APPNOPE" in (state.message or "")
+    con = connect(tmp_path / "wh")
+    try:
+        status, counts = con.sql("SELECT status, counts FROM runs").fetchone()
+    finally:
+        con.close()
+    assert status == "failed" and json.loads(counts)["not_found"] == ["link_id APPNOPE"]
 
 
 def test_backfill_link_ids_fetches_the_entities_of_the_link(api, tmp_path: Path) -> None:
