@@ -9,9 +9,11 @@ Layout under ``BANKCONNECT_WAREHOUSE`` (default ``./warehouse``)::
 
 Readers (``connect()``) attach read-only and never wait: DuckLake gives each query a
 committed snapshot, so a reader sees an entity's rows from before or after a batch, never
-half. Writers (``Writer``) hold ``writer.lock`` for their whole session: two DuckLake
-writers on one SQLite catalog fail with "database is locked", so a second writer waits
-with a message and a timeout instead.
+half. A warehouse folder this user cannot write (a read-only mount, another user's folder)
+can still be read: see ``_reader_catalog``. Writers (``Writer``) refuse it with a
+``WarehouseError``, and hold ``writer.lock`` for their whole session: two DuckLake writers
+on one SQLite catalog fail with "database is locked", so a second writer waits with a
+message and a timeout instead.
 
 An entity's rows in every table are replaced in one transaction (delete, then insert),
 many entities per transaction. A process killed mid-batch leaves the last committed
@@ -23,12 +25,16 @@ downloaded. DDL is generated from the pandera models in ``schemas/``.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 import socket
 import sqlite3
+import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -81,6 +87,10 @@ class Paths:
     def holder(self) -> Path:
         return self.root / "writer.json"
 
+    def sidecar(self, suffix: str) -> Path:
+        """The catalog's SQLite ``-wal`` or ``-shm`` file."""
+        return self.root / f"catalog.sqlite{suffix}"
+
 
 # ---------------------------------------------------------------------- connections
 
@@ -115,6 +125,7 @@ def _attach(
     *,
     read_only: bool,
     as_of: datetime | int | None = None,
+    catalog: Path | None = None,
 ) -> None:
     # The data folder is always the one beside the catalog, wherever the warehouse now is:
     # DuckLake stores the path it was created with and refuses another unless overridden.
@@ -128,7 +139,8 @@ def _attach(
     elif isinstance(as_of, datetime):
         options.append(f"SNAPSHOT_TIME '{_utc(as_of).isoformat(sep=' ')}'")
     con.execute(
-        f"ATTACH 'ducklake:sqlite:{_quote(str(paths.catalog))}' AS {LAKE} ({', '.join(options)})"
+        f"ATTACH 'ducklake:sqlite:{_quote(str(catalog or paths.catalog))}' AS {LAKE} "
+        f"({', '.join(options)})"
     )
     con.execute(f"USE {LAKE}")
 
@@ -149,23 +161,23 @@ def connect(
     through one); ``pin`` holds the snapshot current at connection, so several queries agree.
     """
     paths = Paths(Path(warehouse or os.environ.get("BANKCONNECT_WAREHOUSE", "warehouse")))
-    if read_only and not paths.catalog.exists():
-        raise NoWarehouseError(
-            f"no warehouse at {paths.root}/ (no catalog.sqlite)",
-            hint="run `bankconnect-etl demo` or a sync first, or set BANKCONNECT_WAREHOUSE",
-        )
-    if read_only and not _has_tables(paths):
-        raise NoWarehouseError(
-            f"the warehouse at {paths.root}/ has no tables yet",
-            hint="run `bankconnect-etl demo` or a sync first",
-        )
+    catalog, copy = paths.catalog, None
+    if read_only:
+        if not paths.catalog.exists():
+            raise NoWarehouseError(
+                f"no warehouse at {paths.root}/ (no catalog.sqlite)",
+                hint="run `bankconnect-etl demo` or a sync first, or set BANKCONNECT_WAREHOUSE",
+            )
+        catalog, copy = _reader_catalog(paths)
     con = _duckdb()
+    if copy is not None:  # deleted when the connection is (or at exit)
+        weakref.finalize(con, shutil.rmtree, copy, ignore_errors=True)
     try:
-        _attach(con, paths, read_only=read_only, as_of=parse_as_of(as_of))
+        _attach(con, paths, read_only=read_only, as_of=parse_as_of(as_of), catalog=catalog)
         if pin and as_of is None:
             (current,) = con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()
             con.execute(f"USE memory; DETACH {LAKE}")
-            _attach(con, paths, read_only=read_only, as_of=int(current))
+            _attach(con, paths, read_only=read_only, as_of=int(current), catalog=catalog)
     except duckdb.Error as exc:
         con.close()
         raise _as_of_error(exc, as_of) from exc
@@ -221,20 +233,123 @@ def _not_a_catalog(catalog: Path) -> WarehouseError:
     )
 
 
-def _has_tables(paths: Paths) -> bool:
+def _reader_catalog(paths: Paths) -> tuple[Path, Path | None]:
+    """The catalog file a reader attaches, and the temporary folder holding it (or None).
+
+    SQLite opens a database in WAL mode (see ``_use_wal``) only if its ``-shm`` file exists
+    or can be created, read-only included. A warehouse folder this user cannot write (a
+    read-only mount, another user's folder) whose writer closed cleanly has no ``-shm``, so
+    neither SQLite nor DuckDB can read its catalog there ("unable to open database file",
+    or "attempt to write a readonly database"), and DuckDB's sqlite extension takes no
+    ``immutable`` URI. Then the reader attaches a
+    private copy of ``catalog.sqlite`` (and of its ``-wal``, if one is left), in a temporary
+    folder, and reads the Parquet files in place. With no ``-shm`` no process has the
+    catalog open, so the copy is consistent; the connection reads the warehouse as it was
+    when it connected.
+    """
     try:
-        db = sqlite3.connect(f"file:{paths.catalog}?mode=ro", uri=True, timeout=30)
+        tables = _catalog_tables(paths.catalog)
+    except sqlite3.OperationalError as exc:
+        if not _needs_a_copy(paths, exc):
+            raise _unreadable(paths, exc) from exc
+    else:
+        if not tables:
+            raise _no_tables(paths)
+        return paths.catalog, None
+    copy = Path(tempfile.mkdtemp(prefix="bankconnect-etl-catalog-"))
+    try:
+        shutil.copyfile(paths.catalog, copy / paths.catalog.name)
+        if paths.sidecar("-wal").exists():
+            shutil.copyfile(paths.sidecar("-wal"), copy / paths.sidecar("-wal").name)
+        tables = _catalog_tables(copy / paths.catalog.name)
+    except OSError as exc:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise _unreadable(paths, exc) from exc
+    except BaseException:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise
+    if not tables:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise _no_tables(paths)
+    log.debug("%s/ is read-only: reading a copy of its catalog in %s", paths.root, copy)
+    return copy / paths.catalog.name, copy
+
+
+def _needs_a_copy(paths: Paths, exc: sqlite3.Error) -> bool:
+    """Whether SQLite could not open the catalog because it cannot create its ``-shm``:
+    SQLITE_CANTOPEN on a read-only file system, SQLITE_READONLY_DIRECTORY in a folder
+    this user may not write."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return (
+        code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+        and not os.access(paths.root, os.W_OK)
+        and not paths.sidecar("-shm").exists()
+        and os.access(paths.catalog, os.R_OK)
+    )
+
+
+def _catalog_tables(catalog: Path) -> int:
+    """How many tables the lake has now: 0 in a catalog DuckLake has not set up."""
+    try:
+        db = sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
-            row = db.execute(
+            (count,) = db.execute(
                 "SELECT count(*) FROM ducklake_table WHERE end_snapshot IS NULL"
             ).fetchone()
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
+        if "no such table" in str(exc):
+            return 0
         if "not a database" in str(exc):
-            raise _not_a_catalog(paths.catalog) from exc
+            raise _not_a_catalog(catalog) from exc
+        raise
+    return int(count)
+
+
+def _no_tables(paths: Paths) -> NoWarehouseError:
+    return NoWarehouseError(
+        f"the warehouse at {paths.root}/ has no tables yet",
+        hint="run `bankconnect-etl demo` or a sync first",
+    )
+
+
+def _unreadable(paths: Paths, exc: Exception) -> WarehouseError:
+    why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+    return WarehouseError(
+        f"cannot read the warehouse's catalog {paths.catalog}: {why}",
+        hint=f"check that this user can read {paths.root}/ and the files in it",
+    )
+
+
+READ_ONLY_FS = "is on a read-only file system"
+
+
+def read_only_reason(paths: Paths) -> str | None:
+    """Why a writer could not write the warehouse at ``paths`` (None when it could), to
+    follow "the warehouse at ...": its folder is on a read-only file system, or this user
+    may not write it or one of its files."""
+    for path in (paths.root, paths.data, paths.catalog, paths.lock, paths.holder):
+        if path.exists() and not os.access(path, os.W_OK):
+            if _on_read_only_fs(path):
+                return READ_ONLY_FS
+            return f"is read-only for this user (no write permission on {path})"
+    return None
+
+
+def _on_read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
         return False
-    return bool(row and row[0])
+
+
+def _read_only_error(paths: Paths, why: str) -> WarehouseError:
+    return WarehouseError(
+        f"the warehouse at {paths.root}/ {why}, so it cannot be written",
+        hint="readers (sql, report, shell) can still read it; run syncs, rebuilds and "
+        "refreshes on a writable warehouse (remount it read-write, or use a writable copy)",
+    )
 
 
 # ---------------------------------------------------------------------- DDL
@@ -323,9 +438,13 @@ class Writer:
         self.lock_waited_s = 0.0  # how long another writer kept this one waiting
 
     def __enter__(self) -> Writer:
+        if why := read_only_reason(self.paths):
+            raise _read_only_error(self.paths, why)
         try:
             self.paths.data.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            if exc.errno == errno.EROFS and self.paths.root.is_dir():
+                raise _read_only_error(self.paths, READ_ONLY_FS) from exc
             raise WarehouseError(
                 f"cannot create the warehouse at {self.paths.root}/: {exc.strerror or exc}",
                 hint="set BANKCONNECT_WAREHOUSE to a directory this user can write",
@@ -359,7 +478,7 @@ class Writer:
         lock = filelock.FileLock(str(self.paths.lock))
         try:
             lock.acquire(timeout=0)
-        except filelock.Timeout:
+        except filelock.Timeout:  # first: it is an OSError too
             log.warning(
                 "waiting for the warehouse writer lock at %s: held by %s; giving up after %.0f s "
                 "(BANKCONNECT_WRITER_WAIT_S)",
@@ -377,7 +496,24 @@ class Writer:
                 ) from None
             self.lock_waited_s = time.monotonic() - started
             log.warning("writer lock acquired after %.1f s", self.lock_waited_s)
+        except OSError as exc:  # checked in __enter__; a folder made read-only since, say
+            raise self._unwritable(exc) from exc
         self._lock = lock
+        try:
+            self._write_holder()
+        except OSError as exc:
+            self.close()
+            raise self._unwritable(exc) from exc
+
+    def _unwritable(self, exc: OSError) -> WarehouseError:
+        if exc.errno == errno.EROFS:
+            return _read_only_error(self.paths, READ_ONLY_FS)
+        return WarehouseError(
+            f"cannot write {exc.filename or self.paths.lock}: {exc.strerror or exc}",
+            hint="check that this user can write the warehouse's folder and its files",
+        )
+
+    def _write_holder(self) -> None:
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,83 @@ def run_cli(
         cwd=cwd,
         env=env,
     )
+
+
+# ---------------------------------------------------------------------- a read-only folder
+
+# Root writes any folder whatever its mode: its commands run without the capabilities that
+# let it (setpriv lowers the bounding set; root keeps owning, reading and running its files).
+AS_A_USER = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+@dataclass(frozen=True)
+class ReadOnlyFolder:
+    """A folder this test's commands cannot write, and how to run a command on it."""
+
+    path: Path
+    how: str  # "permissions": modes a-w; "mount": a read-only bind mount (root only)
+    prefix: tuple[str, ...] = ()
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``bankconnect-etl ARGS --warehouse <the folder>``, without BANKCONNECT_* env."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+        return subprocess.run(
+            [*self.prefix, COMMAND, *args, "--warehouse", str(self.path)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=self.path.parent,
+            env=env,
+        )
+
+
+def _set_modes(folder: Path, writable: bool) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755 if writable else 0o555)
+        else:
+            path.chmod(0o644 if writable else 0o444)
+
+
+@contextmanager
+def read_only_folder(folder: Path, how: str) -> Iterator[ReadOnlyFolder]:
+    """``folder`` made read-only for the commands run through the result; skips the test
+    (saying why) only when this machine cannot make it so."""
+    if how == "permissions":
+        prefix: tuple[str, ...] = ()
+        _set_modes(folder, writable=False)
+        try:
+            if os.geteuid() == 0:
+                prefix = tuple(AS_A_USER)
+                probe = _run([*prefix, "test", "-w", str(folder)])
+                if probe is None or probe.returncode != 1:
+                    pytest.skip("running as root, and setpriv cannot drop CAP_DAC_OVERRIDE here")
+            yield ReadOnlyFolder(folder, how, prefix)
+        finally:
+            _set_modes(folder, writable=True)
+        return
+    assert how == "mount", how
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    view = folder.with_name(folder.name + "-ro")
+    view.mkdir()
+    bind = _run(["mount", "--bind", str(folder), str(view)])
+    if bind is None or bind.returncode != 0:
+        view.rmdir()
+        pytest.skip(f"cannot bind-mount here (no CAP_SYS_ADMIN?): {bind and bind.stderr.strip()}")
+    try:
+        remount = _run(["mount", "-o", "remount,bind,ro", str(view)])
+        assert remount is not None and remount.returncode == 0, remount and remount.stderr
+        yield ReadOnlyFolder(view, how)
+    finally:
+        _run(["umount", str(view)])
+        view.rmdir()
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except OSError:  # not installed
+        return None

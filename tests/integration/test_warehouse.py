@@ -29,6 +29,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -1228,3 +1229,88 @@ def test_a_run_whose_process_died_is_marked_failed_by_the_next_run(tmp_path: Pat
         ),
         ("nightly-next", "succeeded", False, None),
     ]
+
+
+# ---------------------------------------------------------------------- a read-only warehouse
+
+
+@pytest.fixture(scope="module")
+def sandbox_synced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A warehouse of 3 sandbox entities, raw zone on, as a finished nightly run leaves it,
+    and one of its entity ids. Its catalog was last closed by a writer, so SQLite removed
+    the catalog's -wal and -shm files (a reader leaves them: it may not checkpoint)."""
+    from bankconnect_etl.upstream import upstream
+
+    wh = tmp_path_factory.mktemp("sandbox-synced") / "wh"
+    with upstream(settings(warehouse=wh, sandbox_entities=3), announce=False) as live:
+        assert run_sync(live).status == "succeeded"
+    entity = str(scalar(wh, "SELECT min(entity_id) FROM entities"))
+    db = sqlite3.connect(wh / "catalog.sqlite")  # closed as the writer closes it
+    db.execute("SELECT count(*) FROM ducklake_snapshot").fetchall()
+    db.close()
+    assert not list(wh.glob("catalog.sqlite-*"))
+    return wh, entity
+
+
+def files(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("how", ["permissions", "mount"])
+def test_a_read_only_warehouse_is_read_by_sql_shell_report_and_a_dry_run(
+    sandbox_synced: tuple[Path, str], tmp_path: Path, how: str
+) -> None:
+    """Analysts read a shared warehouse on a read-only mount, or one they may not write.
+    SQLite cannot open a WAL-mode catalog there (it cannot create the -shm file), which
+    readers once took for a warehouse with no tables."""
+    from tests.conftest import read_only_folder
+
+    wh, entity = tmp_path / "wh", sandbox_synced[1]
+    shutil.copytree(sandbox_synced[0], wh)
+    assert not (wh / "catalog.sqlite-shm").exists()  # SQLite cannot create it read-only
+    before = files(wh)
+    with read_only_folder(wh, how) as ro:
+        sql = ro.cli("sql", "SELECT count(*) AS n FROM entities")
+        assert (sql.returncode, sql.stderr) == (0, "")
+        assert sql.stdout.split() == ["n", "-", "3"]
+
+        shell = ro.cli("shell", stdin="SELECT count(*) AS n FROM entities;\n")
+        assert shell.returncode == 0, shell.stderr
+        assert shell.stdout.split() == ["n", "-", "3"]
+
+        out = tmp_path / "report.html"
+        report = ro.cli("report", entity, "--out", str(out))
+        assert report.returncode == 0, report.stderr
+        assert entity in out.read_text()
+
+        plan = ro.cli("backfill", "--all", "--dry-run")
+        assert plan.returncode == 0, plan.stderr
+        rows = [line.split() for line in plan.stdout.splitlines() if line.count("-") == 4]
+        assert len(rows) == 3 and all(row[-1] != "new" for row in rows), plan.stdout
+    assert files(wh) == before
+    assert not list(Path(tempfile.gettempdir()).glob("bankconnect-etl-catalog-*"))
+
+
+@pytest.mark.parametrize("how", ["permissions", "mount"])
+def test_writing_a_read_only_warehouse_is_a_one_line_error_with_a_hint(
+    sandbox_synced: tuple[Path, str], tmp_path: Path, how: str
+) -> None:
+    from tests.conftest import read_only_folder
+
+    wh = tmp_path / "wh"
+    shutil.copytree(sandbox_synced[0], wh)
+    before = files(wh)
+    with read_only_folder(wh, how) as ro:
+        why = (
+            "is on a read-only file system"
+            if how == "mount"
+            else f"is read-only for this user (no write permission on {ro.path})"
+        )
+        for command in (["nightly"], ["rebuild", "--from-raw"], ["refresh"]):
+            r = ro.cli(*command)
+            assert r.returncode == 2, (command, r.stderr[-2000:])
+            assert "Traceback" not in r.stderr
+            lines = [ln for ln in r.stderr.splitlines() if ln.startswith(("error: ", "hint: "))]
+            assert lines[0] == f"error: the warehouse at {ro.path}/ {why}, so it cannot be written"
+            assert lines[1].startswith("hint: readers (sql, report, shell) can still read it")
+    assert files(wh) == before
