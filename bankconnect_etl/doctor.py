@@ -163,11 +163,21 @@ def _catalog(settings: object) -> Check:
 def _writer_lock(settings: object) -> Check:
     import filelock
 
-    from bankconnect_etl.warehouse import Paths, Writer
+    from bankconnect_etl.warehouse import Paths, Writer, read_only_reason
 
     paths = Paths(settings.warehouse)  # type: ignore[attr-defined]
-    if not paths.root.exists():
+    if not paths.catalog.exists():  # creates nothing in a folder that is not a warehouse
         return Check("writer lock", "ok", "free (no warehouse yet)")
+    why = read_only_reason(paths)
+    if why:
+        return Check(
+            "writer lock",
+            "fail",
+            f"the warehouse at {paths.root}/ {why}: readers can read it, a sync cannot write it",
+            "sync into a writable warehouse (remount it read-write, or use a writable copy)",
+        )
+    if not paths.lock.exists():  # a writer creates it, and it stays
+        return Check("writer lock", "ok", "free")
     lock = filelock.FileLock(str(paths.lock))
     try:
         lock.acquire(timeout=0)

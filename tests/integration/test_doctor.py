@@ -160,3 +160,44 @@ def test_the_cli_prints_one_line_per_check_and_fails_on_a_mixed_warehouse(tmp_pa
     assert "holds the embedded sandbox's made-up data (2 entities, seed 1)" in lines[1]
     assert "(fix: point BANKCONNECT_WAREHOUSE (or --warehouse) at another folder" in lines[1]
     assert SANDBOX_API_KEY not in r.stdout and SANDBOX_SERVER_HASH not in r.stdout
+
+
+def test_doctor_creates_nothing_in_a_folder_that_is_not_a_warehouse(tmp_path: Path) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not a warehouse\n")
+    found = checks(warehouse=folder, sandbox_entities=2)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # no writer.lock
+    assert found["catalog"].status == "warn" and "no warehouse at" in found["catalog"].detail
+    assert (found["writer lock"].status, found["writer lock"].detail) == (
+        "ok",
+        "free (no warehouse yet)",
+    )
+
+
+@pytest.mark.parametrize("how", ["permissions", "mount"])
+def test_a_read_only_warehouse_is_read_by_the_catalog_check_and_fails_the_writer_lock(
+    tmp_path: Path, how: str
+) -> None:
+    """The catalog was last closed by a writer (no -shm file, which SQLite cannot create
+    there): readers can read it, but no sync can write it."""
+    from tests.conftest import read_only_folder
+
+    wh = tmp_path / "wh"
+    with upstream(Settings.load(warehouse=wh, sandbox_entities=2), announce=False) as live:
+        assert run_sync(live).status == "succeeded"
+    assert not (wh / "catalog.sqlite-shm").exists()
+    with read_only_folder(wh, how) as ro:
+        r = ro.cli("doctor")
+    assert r.returncode == 1 and r.stderr == "", r.stderr
+    lines = {line.split(":")[0]: line for line in r.stdout.splitlines()}
+    assert lines["ok    catalog"].startswith(f"ok    catalog: {ro.path}/: 2 entities, snapshot ")
+    why = (
+        "is on a read-only file system"
+        if how == "mount"
+        else f"is read-only for this user (no write permission on {ro.path})"
+    )
+    assert lines["FAIL  writer lock"].startswith(
+        f"FAIL  writer lock: the warehouse at {ro.path}/ {why}: readers can read it, "
+        "a sync cannot write it"
+    )
