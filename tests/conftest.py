@@ -124,6 +124,9 @@ def run_cli(
 # Root writes any folder whatever its mode: its commands run without the capabilities that
 # let it (setpriv lowers the bounding set; root keeps owning, reading and running its files).
 AS_A_USER = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+# How a test makes a folder read-only: by its modes anywhere; by a read-only bind mount
+# (a read-only file system: SQLite fails otherwise) where the tests run as root
+READ_ONLY_WAYS = ["permissions", "mount"] if os.geteuid() == 0 else ["permissions"]
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,8 @@ def _set_modes(folder: Path, writable: bool) -> None:
 
 @contextmanager
 def read_only_folder(folder: Path, how: str) -> Iterator[ReadOnlyFolder]:
-    """``folder`` made read-only for the commands run through the result; skips the test
-    (saying why) only when this machine cannot make it so."""
+    """``folder`` made read-only for the commands run through the result; fails the test,
+    saying why, when this machine cannot make it so."""
     if how == "permissions":
         prefix: tuple[str, ...] = ()
         _set_modes(folder, writable=False)
@@ -169,20 +172,18 @@ def read_only_folder(folder: Path, how: str) -> Iterator[ReadOnlyFolder]:
                 prefix = tuple(AS_A_USER)
                 probe = _run([*prefix, "test", "-w", str(folder)])
                 if probe is None or probe.returncode != 1:
-                    pytest.skip("running as root, and setpriv cannot drop CAP_DAC_OVERRIDE here")
+                    pytest.fail("running as root, and setpriv cannot drop CAP_DAC_OVERRIDE here")
             yield ReadOnlyFolder(folder, how, prefix)
         finally:
             _set_modes(folder, writable=True)
         return
-    assert how == "mount", how
-    if os.geteuid() != 0:
-        pytest.skip("a read-only bind mount needs root")
+    assert how == "mount" and os.geteuid() == 0, how  # READ_ONLY_WAYS
     view = folder.with_name(folder.name + "-ro")
     view.mkdir()
     bind = _run(["mount", "--bind", str(folder), str(view)])
     if bind is None or bind.returncode != 0:
         view.rmdir()
-        pytest.skip(f"cannot bind-mount here (no CAP_SYS_ADMIN?): {bind and bind.stderr.strip()}")
+        pytest.fail(f"cannot bind-mount here (no CAP_SYS_ADMIN?): {bind and bind.stderr.strip()}")
     try:
         remount = _run(["mount", "-o", "remount,bind,ro", str(view)])
         assert remount is not None and remount.returncode == 0, remount and remount.stderr

@@ -15,7 +15,7 @@ from bankconnect_etl.pipeline import run_sync
 from bankconnect_etl.sandbox import SANDBOX_API_KEY, SANDBOX_SERVER_HASH
 from bankconnect_etl.upstream import WORLD_FILE, upstream
 from bankconnect_etl.warehouse import Writer
-from tests.conftest import COMMAND
+from tests.conftest import COMMAND, READ_ONLY_WAYS
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +175,7 @@ def test_doctor_creates_nothing_in_a_folder_that_is_not_a_warehouse(tmp_path: Pa
     )
 
 
-@pytest.mark.parametrize("how", ["permissions", "mount"])
+@pytest.mark.parametrize("how", READ_ONLY_WAYS)
 def test_a_read_only_warehouse_is_read_by_the_catalog_check_and_fails_the_writer_lock(
     tmp_path: Path, how: str
 ) -> None:

@@ -57,6 +57,7 @@ from bankconnect_etl.sandbox import (
 )
 from bankconnect_etl.transform import entity_record
 from bankconnect_etl.warehouse import Writer, _partitioned_tables, connect
+from tests.conftest import READ_ONLY_WAYS
 
 pytestmark = pytest.mark.integration
 
@@ -1256,7 +1257,7 @@ def files(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
 
-@pytest.mark.parametrize("how", ["permissions", "mount"])
+@pytest.mark.parametrize("how", READ_ONLY_WAYS)
 def test_a_read_only_warehouse_is_read_by_sql_shell_report_and_a_dry_run(
     sandbox_synced: tuple[Path, str], tmp_path: Path, how: str
 ) -> None:
@@ -1291,7 +1292,7 @@ def test_a_read_only_warehouse_is_read_by_sql_shell_report_and_a_dry_run(
     assert not list(Path(tempfile.gettempdir()).glob("bankconnect-etl-catalog-*"))
 
 
-@pytest.mark.parametrize("how", ["permissions", "mount"])
+@pytest.mark.parametrize("how", READ_ONLY_WAYS)
 def test_writing_a_read_only_warehouse_is_a_one_line_error_with_a_hint(
     sandbox_synced: tuple[Path, str], tmp_path: Path, how: str
 ) -> None:
