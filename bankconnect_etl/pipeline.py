@@ -619,7 +619,7 @@ def check_selection(
     if all and (entity_ids or link_ids):
         raise UserError(
             "a backfill of all entities takes no entity or link ids",
-            hint="drop --all (all) to backfill only the ids given, or drop the ids",
+            hint="drop --all (a flow: all) to backfill only the ids given, or drop the ids",
         )
     if not all and not entity_ids and not link_ids:
         raise UserError(

@@ -160,33 +160,23 @@ def test_deployments_run_through_a_prefect_server_and_a_worker(
             time.sleep(0.5)
         assert {r["expected_start_time"][11:16] for r in scheduled} == {"20:30"}
 
-        prefect(env, "deployment", "run", "bankconnect-nightly/nightly", cwd=project)
-        logs = prefect(env, "worker", "start", "--pool", "bankconnect", "--run-once", cwd=project)
+        def run_once(deployment: str, *params: str) -> str:
+            """`prefect deployment run` with ``params`` (name=value), then a worker that
+            takes that one run; the worker's output."""
+            given = [arg for param in params for arg in ("--param", param)]
+            prefect(env, "deployment", "run", deployment, *given, cwd=project)
+            return prefect(
+                env, "worker", "start", "--pool", "bankconnect", "--run-once", cwd=project
+            )
+
+        logs = run_once("bankconnect-nightly/nightly")
         pick = Api(sb).entity_ids()[:2]
-        prefect(
-            env,
-            "deployment",
-            "run",
-            "bankconnect-backfill/backfill",
-            "--param",
-            f"entity_ids={json.dumps(pick)}",
-            "--param",
-            "force=true",
-            cwd=project,
+        logs += run_once(
+            "bankconnect-backfill/backfill", f"entity_ids={json.dumps(pick)}", "force=true"
         )
-        logs += prefect(env, "worker", "start", "--pool", "bankconnect", "--run-once", cwd=project)
         # a mistyped id: the flow run fails with one line in its log, and no traceback
         typo = ["6886dd3c"]
-        prefect(
-            env,
-            "deployment",
-            "run",
-            "bankconnect-backfill/backfill",
-            "--param",
-            f"entity_ids={json.dumps(typo)}",
-            cwd=project,
-        )
-        logs += prefect(env, "worker", "start", "--pool", "bankconnect", "--run-once", cwd=project)
+        logs += run_once("bankconnect-backfill/backfill", f"entity_ids={json.dumps(typo)}")
 
     ran = {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}}
     runs = api(env, "/flow_runs/filter", ran | {"sort": "EXPECTED_START_TIME_ASC"})
