@@ -31,6 +31,7 @@ import duckdb
 
 from bankconnect_etl.errors import WarehouseError
 from bankconnect_etl.schemas.tables import ENTITY_TABLES
+from bankconnect_etl.warehouse import stop_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,8 @@ def refresh(
             f"analytics: {current}: {str(exc).splitlines()[0]}",
             hint="the marts were left as they were; --debug shows the traceback",
         ) from exc
-    except BaseException:
+    except BaseException as exc:
+        stop_interrupted(con, exc)
         _rollback(con)
         raise
     finally:

@@ -20,7 +20,7 @@ from bankconnect_etl.cli_sync import add_commands as add_sync_commands
 from bankconnect_etl.cli_sync import configure_logging
 from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
 from bankconnect_etl.cli_warehouse import folder, whole_number
-from bankconnect_etl.errors import UserError, WarehouseBusyError
+from bankconnect_etl.errors import UserError, WarehouseBusyError, interrupted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEBUG_HELP = "show tracebacks for errors, and debug logs"
@@ -340,12 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hint: {exc.hint}", file=sys.stderr)
         # waiting hours for another writer is a run that could not run, not a usage error
         return EXIT_FAILED if isinstance(exc, WarehouseBusyError) else EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         return EXIT_FAILED
+    except BaseException as exc:
+        # Ctrl-C; DuckDB turns one that lands inside a query into its own RuntimeError
+        if not interrupted(exc):
+            raise  # a bug, or SystemExit: the traceback is the report
+        if debug:
+            traceback.print_exc()
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def add_commands(sub: argparse._SubParsersAction, formatter: Formatter) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from bankconnect_etl.config import Settings
     from bankconnect_etl.report import resolve_entity, write
-    from bankconnect_etl.warehouse import connect
+    from bankconnect_etl.warehouse import close, connect
 
     root = args.warehouse or Settings.load().warehouse
     # pinned: the report's queries all read the snapshot it names, even while a sync commits
@@ -92,7 +92,7 @@ def run_report(args: argparse.Namespace) -> int:
                 hint="choose another --out",
             ) from exc
     finally:
-        con.close()
+        close(con)
     print(f"report: {path.resolve()}")
     return 0
 

@@ -13,7 +13,7 @@ from typing import IO
 
 import duckdb
 
-from bankconnect_etl.errors import UserError
+from bankconnect_etl.errors import UserError, interrupted
 
 Formatter = Callable[[str], argparse.HelpFormatter]
 
@@ -149,6 +149,8 @@ def _connect(args: argparse.Namespace, *, pin: bool = False) -> duckdb.DuckDBPyC
 
 
 def run_sql(args: argparse.Namespace) -> int:
+    from bankconnect_etl.warehouse import close
+
     try:  # several statements read one snapshot, even while a sync commits
         several = len(duckdb.connect().extract_statements(args.query)) > 1
     except duckdb.Error:
@@ -159,7 +161,7 @@ def run_sql(args: argparse.Namespace) -> int:
             sys.stdout.write(("\n" if n else "") + out + "\n")
             sys.stdout.flush()  # before a later statement's error, on stderr
     finally:
-        con.close()
+        close(con)
     return 0
 
 
@@ -264,6 +266,7 @@ def run_shell(args: argparse.Namespace) -> int:
     import contextlib
 
     from bankconnect_etl.config import Settings
+    from bankconnect_etl.warehouse import close
 
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
@@ -283,14 +286,14 @@ def run_shell(args: argparse.Namespace) -> int:
         print(SHELL_GREETING)
     read = input if interactive else _read_line
     try:
-        failed = shell_session(con, read, sys.stdout, sys.stderr)
+        failed = shell_session(con, read, sys.stdout, sys.stderr, at_a_prompt=interactive)
         if interactive:
             print()  # the prompt's line, left open by Ctrl-D
     except KeyboardInterrupt:
         print()
         failed = 0
     finally:
-        con.close()
+        close(con)
     # a script piped in (`shell < checks.sql`) fails like `sql` would; at a prompt the
     # person saw each error already
     return 1 if failed and not interactive else 0
@@ -309,7 +312,8 @@ SHELL_GREETING = "end statements with ';'  .tables lists tables  .help  .quit le
 SHELL_COMMANDS = """.tables          list the tables
 .describe TABLE  its columns and types
 .help            this list
-.quit, .exit     leave (so does Ctrl-D)"""
+.quit, .exit     leave (so does Ctrl-D)
+Ctrl-C           cancel the running statement, or the one being typed"""
 
 
 def shell_session(
@@ -317,11 +321,17 @@ def shell_session(
     read: Callable[[str], str],
     out: IO[str],
     err: IO[str],
+    *,
+    at_a_prompt: bool = False,
 ) -> int:
     """Read lines with ``read(prompt)`` until ``.quit`` or EOFError, running each
     statement once a line ends with ';' (and the last one at the end of the input, with or
     without it). A line starting with '.' between statements is a shell command. Results go
-    to ``out``, errors to ``err``; returns how many statements or commands failed."""
+    to ``out``, errors to ``err``; returns how many statements or commands failed.
+
+    ``at_a_prompt``: Ctrl-C cancels the running statement, or the one being typed, and the
+    session goes on, as in psql; Ctrl-C at an empty prompt leaves. Otherwise (a script piped
+    in) Ctrl-C stops the whole session."""
     failed = 0
     buffer: list[str] = []
 
@@ -335,10 +345,24 @@ def shell_session(
             failed += 1
             err.write(f"error: {exc}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
             err.flush()
+        except BaseException as exc:  # DuckDB raises Ctrl-C inside a query as its own error
+            if not (at_a_prompt and interrupted(exc)):
+                raise
+            con.interrupt()  # DuckDB may leave it running (see warehouse.stop_interrupted)
+            failed += 1
+            err.write("interrupted: the statement was cancelled\n")
+            err.flush()
 
     while True:
         try:
             line = read("sql> " if not buffer else " ..> ")
+        except KeyboardInterrupt:
+            if not (at_a_prompt and buffer):
+                raise
+            buffer.clear()  # the statement being typed is dropped, the session goes on
+            err.write("\n")
+            err.flush()
+            continue
         except EOFError:
             if "\n".join(buffer).strip():
                 run("\n".join(buffer))

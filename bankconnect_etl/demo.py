@@ -21,7 +21,7 @@ from bankconnect_etl.config import Settings
 from bankconnect_etl.pipeline import run_sync
 from bankconnect_etl.render import format_table, summary_lines
 from bankconnect_etl.upstream import STEP, sandbox_world, upstream
-from bankconnect_etl.warehouse import connect
+from bankconnect_etl.warehouse import close, connect
 
 
 def run_demo(
@@ -72,7 +72,7 @@ def run_demo(
             say("")
             say(f"credit report for entity {sample[0]}: {out}")
     finally:
-        con.close()
+        close(con)
     say("")
     say(
         f"explore: .venv/bin/bankconnect-etl sql "

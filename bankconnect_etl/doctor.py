@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bankconnect_etl.errors import AuthError, BankConnectETLError
+from bankconnect_etl.errors import AuthError, BankConnectETLError, interrupted
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ def _extensions() -> Check:
         detail, hint = _error(exc)
         return Check("DuckDB extensions", "fail", detail, hint)
     except Exception as exc:  # duckdb.Error: a binary that does not load
+        if interrupted(exc):
+            raise
         return Check(
             "DuckDB extensions",
             "fail",
@@ -128,7 +130,7 @@ def _unwritable(root: Path) -> str | None:
 
 def _catalog(settings: object) -> Check:
     from bankconnect_etl.errors import NoWarehouseError
-    from bankconnect_etl.warehouse import Paths, connect
+    from bankconnect_etl.warehouse import Paths, close, connect
 
     root = settings.warehouse  # type: ignore[attr-defined]
     if not Paths(root).catalog.exists():
@@ -154,9 +156,11 @@ def _catalog(settings: object) -> Check:
             "SELECT (SELECT count(*) FROM entities), (SELECT id FROM lake.current_snapshot())"
         ).fetchone()
     except Exception as exc:  # duckdb.Error: a damaged or foreign catalog
+        if interrupted(exc):
+            raise
         return Check("catalog", "fail", _error(exc)[0], f"inspect {root}/catalog.sqlite")
     finally:
-        con.close()
+        close(con)
     return Check("catalog", "ok", f"{root}/: {entities:,} entities, snapshot {snapshot}")
 
 

@@ -130,3 +130,20 @@ class ConnectionSetupError(FatalApiError):
 
 class UnexpectedStatusError(FatalApiError):
     """A status the API does not document for this endpoint."""
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C: a KeyboardInterrupt, or the error that stands for one.
+
+    DuckDB's Python client cancels a query that SIGINT reaches and raises a plain
+    ``RuntimeError('Query interrupted')`` from the KeyboardInterrupt, so an interrupt that
+    lands in a query, a COMMIT or a mart refresh arrives as that; this follows the cause
+    and context chain to tell it from an error of the query itself."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -37,12 +37,20 @@ from bankconnect_etl.errors import (
     NoWarehouseError,
     RetriableApiError,
     UserError,
+    interrupted,
 )
 from bankconnect_etl.extract import Extractor, list_entities
 from bankconnect_etl.progress import Progress  # (entities done, total)
 from bankconnect_etl.transform import Batch, BatchTransform, ShapeError, Stats, entity_record
 from bankconnect_etl.transform_worker import Worker
-from bankconnect_etl.warehouse import Paths, Writer, connect, known_entities
+from bankconnect_etl.warehouse import (
+    Paths,
+    Writer,
+    close,
+    connect,
+    known_entities,
+    stop_interrupted,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -351,11 +359,13 @@ def recorded_run(
         try:
             yield w, run
             run.status = "succeeded"
-        except KeyboardInterrupt:  # someone stopped it: nothing went wrong to look into
-            run.status, run.error = "interrupted", "interrupted (Ctrl-C)"
-            raise
         except BaseException as exc:
-            run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if interrupted(exc):  # someone stopped it: nothing went wrong to look into
+                run.status, run.error = "interrupted", "interrupted (Ctrl-C)"
+                if w.con is not None:  # its row is written on the same connection, next
+                    stop_interrupted(w.con, exc)
+            else:
+                run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise
         finally:
             if metrics is not None:
@@ -665,7 +675,7 @@ def dry_run(
                 try:
                     known = known_entities(con)
                 finally:
-                    con.close()
+                    close(con)
         return plan_sync(client, known, entity_ids=entity_ids, link_ids=link_ids, force=force)
     finally:
         if own_client:

@@ -99,7 +99,7 @@ def recorded_world(warehouse: Path) -> SandboxWorld | None:
 def _catalog_facts(warehouse: Path) -> tuple[int, SandboxWorld | None]:
     """How many entities the warehouse holds, and, for one filled by ``demo`` before
     worlds were recorded, its last demo run's world (entities, seed, steps)."""
-    from bankconnect_etl.warehouse import connect
+    from bankconnect_etl.warehouse import close, connect
 
     try:
         con = connect(warehouse)
@@ -111,7 +111,7 @@ def _catalog_facts(warehouse: Path) -> tuple[int, SandboxWorld | None]:
             "SELECT params FROM runs WHERE kind = 'demo' ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
     finally:
-        con.close()
+        close(con)
     try:
         params = json.loads(demo[0]) if demo else {}
         world = SandboxWorld(int(params["entities"]), int(params["seed"]), int(params["steps"]))

@@ -53,6 +53,7 @@ from bankconnect_etl.errors import (
     UserError,
     WarehouseBusyError,
     WarehouseError,
+    interrupted,
 )
 from bankconnect_etl.schemas.tables import ENTITY_TABLES, JSON_COLUMNS, TABLES
 from bankconnect_etl.transform import Batch, arrow_schema
@@ -117,6 +118,24 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     for path in extension_paths():
         con.execute(f"LOAD '{_quote(str(path))}'")
     return con
+
+
+def stop_interrupted(con: duckdb.DuckDBPyConnection, exc: BaseException) -> None:
+    """Stop what a Ctrl-C may have left running on ``con``, before it is used again.
+
+    When SIGINT lands in a query, DuckDB 1.5.5's Python client raises at once, but about
+    half the time the query's tasks go on; the connection's next statement, or its close,
+    then waits for them (for ever, for a long query). ``interrupt()`` stops them, and on a
+    connection with nothing running it does nothing."""
+    if interrupted(exc):
+        con.interrupt()
+
+
+def close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close ``con``, stopping first any query a Ctrl-C left running (see
+    `stop_interrupted`): a reader closes in a ``finally`` as the interrupt goes by."""
+    con.interrupt()
+    con.close()
 
 
 def _attach(
@@ -466,7 +485,7 @@ class Writer:
     def close(self) -> None:
         if self.con is not None:
             with suppress(duckdb.Error):
-                self.con.close()
+                close(self.con)
             self.con = None
         if self._lock is not None:
             with suppress(OSError):
@@ -704,7 +723,8 @@ class Writer:
                 con.execute(f"CALL {LAKE}.set_commit_message('bankconnect-etl', ?)", [message])
             yield
             con.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
+            stop_interrupted(con, exc)
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise

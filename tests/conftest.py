@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -198,3 +200,25 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str] | None:
         return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     except OSError:  # not installed
         return None
+
+
+# a query that runs for minutes unless it is cancelled
+ENDLESS_QUERY = "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3"
+
+# for tests that interrupt DuckDB: a query it leaves running hangs the test in C code,
+# where only the thread method of pytest-timeout ends it (the whole session, with stacks)
+ends_if_hung = pytest.mark.timeout(60, method="thread")
+
+
+@contextmanager
+def ctrl_c_in(seconds: float) -> Iterator[None]:
+    """SIGINT to this process after ``seconds``, as Ctrl-C at a terminal sends it, with
+    Python's own handler (KeyboardInterrupt in the main thread) for the span."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)

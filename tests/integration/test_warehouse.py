@@ -57,7 +57,7 @@ from bankconnect_etl.sandbox import (
 )
 from bankconnect_etl.transform import entity_record
 from bankconnect_etl.warehouse import Writer, _partitioned_tables, connect
-from tests.conftest import READ_ONLY_WAYS
+from tests.conftest import ENDLESS_QUERY, READ_ONLY_WAYS, ctrl_c_in, ends_if_hung
 
 pytestmark = pytest.mark.integration
 
@@ -1141,6 +1141,67 @@ def test_a_script_piped_into_the_shell_runs_every_statement_and_fails_if_one_did
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2 and "nosuch" in errors[0] and ".schema" in errors[1]
     assert "still ran" in bad.stdout
+
+
+# ---------------------------------------------------------------------- Ctrl-C inside DuckDB
+
+
+@ends_if_hung
+@pytest.mark.parametrize("where", ["in a transaction", "between transactions"])
+def test_ctrl_c_inside_a_writer_statement_records_the_run_interrupted(
+    tmp_path: Path, rich, where: str
+) -> None:
+    """SIGINT that lands in a DuckDB statement of the writer (a batch's COMMIT, a mart
+    refresh) arrives as DuckDB's RuntimeError, and DuckDB may leave the statement running:
+    the rollback and the run's own row must not wait for it."""
+    s = settings(warehouse=tmp_path / "wh")
+    with (
+        pytest.raises(RuntimeError, match="interrupted"),
+        pipeline.recorded_run(s, "nightly", {}) as (w, run),
+    ):
+        load(w, rich[:3], run.run_id, batch_size=3)
+        with ctrl_c_in(0.5):
+            if where == "in a transaction":
+                with w._commit(f"{run.run_id} batch 2"):
+                    w.con.execute(ENDLESS_QUERY).fetchall()
+            else:
+                w.con.execute(ENDLESS_QUERY).fetchall()
+    assert (run.status, run.error) == ("interrupted", "interrupted (Ctrl-C)")
+    con = connect(s.warehouse)
+    try:
+        assert con.execute("SELECT status, error FROM runs").fetchall() == [
+            ("interrupted", "interrupted (Ctrl-C)")
+        ]
+        assert con.execute("SELECT count(*) FROM entities").fetchone() == (3,)
+    finally:
+        con.close()
+    load_run(s.warehouse, rich[3:5], "next")  # the writer lock was let go, the lake is whole
+
+
+@ends_if_hung
+def test_ctrl_c_during_a_sql_query_exits_130_with_one_line(synced, tmp_path: Path) -> None:
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANKCONNECT_")}
+    proc = subprocess.Popen(
+        [COMMAND, "sql", ENDLESS_QUERY, "--warehouse", str(synced["warehouse"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        watched, deadline = psutil.Process(proc.pid), time.monotonic() + 30
+        while watched.cpu_times().user < 3:  # imports take about 1 s: the query is running
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)  # not left waiting for the query at close
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, out, err) == (130, "", "interrupted\n")
 
 
 # ---------------------------------------------------------------------- its path

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from bankconnect_etl.cli_warehouse import shell_session
+from tests.conftest import ENDLESS_QUERY, ctrl_c_in, ends_if_hung
 
 
 def lines(*text: str) -> Callable[[str], str]:
@@ -32,10 +33,12 @@ def con() -> duckdb.DuckDBPyConnection:
     return c
 
 
-def session(con: duckdb.DuckDBPyConnection, *text: str) -> tuple[int, str, str, list[str]]:
+def session(
+    con: duckdb.DuckDBPyConnection, *text: str, at_a_prompt: bool = False
+) -> tuple[int, str, str, list[str]]:
     out, err = io.StringIO(), io.StringIO()
     read = lines(*text)
-    failed = shell_session(con, read, out, err)
+    failed = shell_session(con, read, out, err, at_a_prompt=at_a_prompt)
     return failed, out.getvalue(), err.getvalue(), read.prompts  # type: ignore[attr-defined]
 
 
@@ -83,3 +86,37 @@ def test_blank_lines_between_statements_are_skipped(con) -> None:
     failed, out, err, prompts = session(con, "", "   ", "SELECT 7 AS seven;")
     assert (failed, err) == (0, "") and "seven" in out
     assert prompts.count(" ..> ") == 0
+
+
+@ends_if_hung
+def test_ctrl_c_at_a_prompt_cancels_the_running_statement_and_the_session_goes_on(con) -> None:
+    with ctrl_c_in(0.3):
+        failed, out, err, prompts = session(
+            con, ENDLESS_QUERY + ";", "SELECT 'still here' AS after;", at_a_prompt=True
+        )
+    assert failed == 1
+    assert err == "interrupted: the statement was cancelled\n"
+    assert "still here" in out
+    assert prompts == ["sql> ", "sql> ", "sql> "]
+
+
+def test_ctrl_c_while_typing_drops_that_statement_and_at_an_empty_prompt_leaves(con) -> None:
+    typed = iter(["SELECT 'dropped'", KeyboardInterrupt, "SELECT 'kept' AS k;", KeyboardInterrupt])
+    out, err = io.StringIO(), io.StringIO()
+
+    def read(_prompt: str) -> str:
+        line = next(typed)
+        if line is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return line
+
+    with pytest.raises(KeyboardInterrupt):  # the last one, at an empty prompt
+        shell_session(con, read, out, err, at_a_prompt=True)
+    assert "dropped" not in out.getvalue() and "kept" in out.getvalue()
+    assert err.getvalue() == "\n"
+
+
+@ends_if_hung
+def test_ctrl_c_in_a_piped_script_stops_the_script(con) -> None:
+    with ctrl_c_in(0.3), pytest.raises(RuntimeError, match="interrupted"):
+        session(con, ENDLESS_QUERY + ";", "SELECT 'not run' AS later;")
