@@ -263,15 +263,20 @@ def refresh(
         )
         con.execute("COMMIT")
     except duckdb.Error as exc:
+        raising = stop_interrupted(con, exc)
         _rollback(con)
+        if raising is not exc:
+            raise raising  # noqa: B904 - a stop, as DuckDB may also report one
         raise WarehouseError(
             f"analytics: {current}: {str(exc).splitlines()[0]}",
             hint="the marts were left as they were; --debug shows the traceback",
         ) from exc
     except BaseException as exc:
-        stop_interrupted(con, exc)
+        raising = stop_interrupted(con, exc)
         _rollback(con)
-        raise
+        if raising is exc:
+            raise
+        raise raising  # noqa: B904 - the stop itself; DuckDB's error is its context
     finally:
         con.execute(restore)
     log.info(

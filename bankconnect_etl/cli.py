@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 the run failed (or waited too long for another writer); 2 a usage
 or configuration error (one line on stderr, with a hint; ``--debug`` adds the traceback);
-130 interrupted.
+130 interrupted (Ctrl-C); 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -20,9 +22,15 @@ from bankconnect_etl.cli_sync import add_commands as add_sync_commands
 from bankconnect_etl.cli_sync import configure_logging
 from bankconnect_etl.cli_warehouse import add_commands as add_warehouse_commands
 from bankconnect_etl.cli_warehouse import folder, whole_number
-from bankconnect_etl.errors import UserError, WarehouseBusyError, interrupted
+from bankconnect_etl.errors import (
+    Terminated,
+    UserError,
+    WarehouseBusyError,
+    stop_reason,
+    stopped_by,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 DEBUG_HELP = "show tracebacks for errors, and debug logs"
 MAX_SANDBOX_ENTITIES = 1_000_000  # Settings.sandbox_entities' bound (config is slow to import)
 
@@ -308,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bankconnect-etl",
         description="Land FinBox BankConnect data in a DuckLake warehouse.",
-        epilog="exit codes: 0 ok, 1 run failed, 2 usage or configuration error, 130 interrupted",
+        epilog="exit codes: 0 ok, 1 run failed, 2 usage or configuration error, "
+        "130 interrupted (Ctrl-C), 143 stopped by SIGTERM",
         formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -322,17 +331,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """SIGTERM raises `Terminated` in the main thread, so a run stops as on Ctrl-C: its
+    row says so, its fetching stops, its worker processes end. Returns what puts the
+    handler before it back (nothing to do off the main thread, where none can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # None: a handler not set from Python, which cannot be put back; the default instead
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     configure_logging(debug)
+    restore_sigterm = _stop_on_sigterm()
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "run", None):
             build_parser().print_help()
             return EXIT_USAGE
         return args.run(args)
-    except UserError as exc:
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return EXIT_FAILED
+    except BaseException as exc:
+        # Ctrl-C or SIGTERM, however it came: DuckDB turns one that lands in a query into
+        # its own error, which may then be reported as ours
+        stop = stopped_by(exc)
+        if isinstance(stop, KeyboardInterrupt | Terminated):
+            if debug:
+                traceback.print_exc()
+            print(
+                "interrupted" if isinstance(stop, KeyboardInterrupt) else stop_reason(stop),
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
+        if not isinstance(exc, UserError):
+            raise  # a bug, or SystemExit: the traceback is the report
         if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
@@ -340,17 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hint: {exc.hint}", file=sys.stderr)
         # waiting hours for another writer is a run that could not run, not a usage error
         return EXIT_FAILED if isinstance(exc, WarehouseBusyError) else EXIT_USAGE
-    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
-        return EXIT_FAILED
-    except BaseException as exc:
-        # Ctrl-C; DuckDB turns one that lands inside a query into its own RuntimeError
-        if not interrupted(exc):
-            raise  # a bug, or SystemExit: the traceback is the report
-        if debug:
-            traceback.print_exc()
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    finally:
+        restore_sigterm()
 
 
 if __name__ == "__main__":

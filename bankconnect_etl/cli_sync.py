@@ -32,7 +32,7 @@ examples:
   bankconnect-etl nightly --warehouse /data/bankconnect --batch-size 200
 
 exit codes: 0 run succeeded (pending entities included), 1 run failed, 2 usage or
-configuration error, 130 interrupted
+configuration error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM
 """
 
 BACKFILL_HELP = """\

@@ -13,7 +13,7 @@ from typing import IO
 
 import duckdb
 
-from bankconnect_etl.errors import UserError, interrupted
+from bankconnect_etl.errors import UserError, stopped_by
 
 Formatter = Callable[[str], argparse.HelpFormatter]
 
@@ -346,7 +346,7 @@ def shell_session(
             err.write(f"error: {exc}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
             err.flush()
         except BaseException as exc:  # DuckDB raises Ctrl-C inside a query as its own error
-            if not (at_a_prompt and interrupted(exc)):
+            if not (at_a_prompt and isinstance(stopped_by(exc), KeyboardInterrupt)):
                 raise
             con.interrupt()  # DuckDB may leave it running (see warehouse.stop_interrupted)
             failed += 1

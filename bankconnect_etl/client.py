@@ -202,10 +202,11 @@ class BankConnectClient:
         self.settings = settings
         self.base_url = settings.base_url
         self.clock, self.sleep = clock, sleep
+        self._cancelled = threading.Event()
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
         self.redact = Redactor(settings.secrets())
-        self.gate = RateGate(settings.rate_limit_rps, clock, sleep)
+        self.gate = RateGate(settings.rate_limit_rps, clock, self._wait)
         self._signer = settings.signer() if settings.access_token_secret else None
         self._via = ""  # " via HTTPS_PROXY http://host:port" when a proxy is used
         self.http = http or self._new_pool(settings.concurrency)
@@ -260,6 +261,20 @@ class BankConnectClient:
 
     def close(self) -> None:
         self.http.clear()
+
+    def cancel(self) -> None:
+        """Send nothing more: a request waiting to retry raises its last error at once, one
+        waiting for the rate gate a TransportError; a request on the wire runs its course.
+        For a run that is stopping (Ctrl-C, an error in the load), so it is not kept
+        waiting minutes for an API that is down. The client stays cancelled."""
+        self._cancelled.set()
+
+    def _wait(self, seconds: float) -> None:
+        """``sleep``, cut short by `cancel` (when it is the real one: tests pass a clock)."""
+        if self.sleep is time.sleep:
+            self._cancelled.wait(seconds)
+        else:
+            self.sleep(seconds)
 
     def __enter__(self) -> BankConnectClient:
         return self
@@ -337,6 +352,10 @@ class BankConnectClient:
         while True:
             attempt += 1
             self.gate.wait()
+            if self._cancelled.is_set():  # cancelled while it waited for the gate
+                raise TransportError(
+                    f"{endpoint}: not sent, the run is stopping", endpoint=endpoint
+                )
             try:
                 return self._once(endpoint, url, params, expect, server_hash, attempt, check)
             except RetriableApiError as exc:
@@ -345,6 +364,7 @@ class BankConnectClient:
                 if (
                     attempt >= self.settings.max_attempts
                     or spent + wait > self.settings.max_retry_time_s
+                    or self._cancelled.is_set()
                 ):
                     exc.attempts = attempt
                     exc.args = (f"{exc.args[0]} (gave up after {attempt} attempts, {spent:.1f} s)",)
@@ -352,7 +372,9 @@ class BankConnectClient:
                 if isinstance(exc, RateLimitedError):
                     self.gate.pause(wait)  # the whole pool backs off, not just this worker
                 self.metrics.retry(endpoint, _reason(exc))
-                self.sleep(wait)
+                self._wait(wait)
+                if self._cancelled.is_set():
+                    raise
 
     def _backoff(self, attempt: int, exc: RetriableApiError) -> float:
         s = self.settings

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bankconnect_etl.errors import AuthError, BankConnectETLError, interrupted
+from bankconnect_etl.errors import AuthError, BankConnectETLError, stopped_by
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _extensions() -> Check:
         detail, hint = _error(exc)
         return Check("DuckDB extensions", "fail", detail, hint)
     except Exception as exc:  # duckdb.Error: a binary that does not load
-        if interrupted(exc):
+        if stopped_by(exc) is not None:
             raise
         return Check(
             "DuckDB extensions",
@@ -156,7 +156,7 @@ def _catalog(settings: object) -> Check:
             "SELECT (SELECT count(*) FROM entities), (SELECT id FROM lake.current_snapshot())"
         ).fetchone()
     except Exception as exc:  # duckdb.Error: a damaged or foreign catalog
-        if interrupted(exc):
+        if stopped_by(exc) is not None:
             raise
         return Check("catalog", "fail", _error(exc)[0], f"inspect {root}/catalog.sqlite")
     finally:

@@ -132,18 +132,43 @@ class UnexpectedStatusError(FatalApiError):
     """A status the API does not document for this endpoint."""
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether ``exc`` is Ctrl-C: a KeyboardInterrupt, or the error that stands for one.
+class Terminated(BaseException):
+    """SIGTERM reached the command: ``kill``, a service manager stopping it, a scheduler's
+    timeout. A run stops as on Ctrl-C. A BaseException, as KeyboardInterrupt is, so that
+    no ``except Exception`` takes it for a failure."""
 
-    DuckDB's Python client cancels a query that SIGINT reaches and raises a plain
-    ``RuntimeError('Query interrupted')`` from the KeyboardInterrupt, so an interrupt that
-    lands in a query, a COMMIT or a mart refresh arrives as that; this follows the cause
-    and context chain to tell it from an error of the query itself."""
+    signal = 15  # SIGTERM
+
+
+def stopped_by(exc: BaseException) -> BaseException | None:
+    """What asked the run to stop, if ``exc`` is a stop rather than a failure: Ctrl-C
+    (KeyboardInterrupt), SIGTERM (`Terminated`, or Prefect's TerminationSignal when a flow
+    run is cancelled), ``sys.exit()``: a BaseException that is not an Exception.
+
+    DuckDB's Python client cancels a query that a signal reaches and raises a plain
+    ``RuntimeError('Query interrupted')`` from the signal handler's exception, so a stop
+    that lands in a query, a COMMIT or a mart refresh arrives as that; this follows the
+    cause and context chain to tell it from an error of the query itself."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return True
+        if not isinstance(current, Exception):
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
+
+
+def stop_reason(stop: BaseException) -> str:
+    """How a run's row and the command name a stop `stopped_by` found."""
+    if isinstance(stop, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    number = getattr(stop, "signal", None)  # Terminated, Prefect's TerminationSignal
+    if isinstance(number, int):
+        import signal
+
+        try:
+            return f"stopped by {signal.Signals(number).name}"
+        except ValueError:
+            return f"stopped by signal {number}"
+    return f"stopped ({type(stop).__name__})"

@@ -18,6 +18,7 @@ import heapq
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +43,7 @@ from bankconnect_etl.vocab import ANALYSIS_ENDPOINTS
 ONCE_ENDPOINTS = ("entity", "get_pdfs")
 ALL_ENDPOINTS = ANALYSIS_ENDPOINTS + ONCE_ENDPOINTS
 PAGE_SIZE = 10
+_STOP_CHECK_S = 0.2  # how often a fetch with a stop event looks at it while it waits
 log = logging.getLogger(__name__)
 MAX_LISTING_ROUNDS = 5  # re-reads when the count grows while listing; then accept what we have
 
@@ -258,12 +260,17 @@ class Extractor:
         entity_ids: Iterable[str],
         endpoints: tuple[str, ...] = ALL_ENDPOINTS,
         known: Mapping[str, str] | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[EntityBundle]:
         """Yield one bundle per entity, in the order they finish.
 
         An entity in ``known`` (entity id → fingerprint) is asked for its accounts alone
         first: if they give the same fingerprint, its bundle has status ``unchanged`` and
         that one response; otherwise every other endpoint follows.
+
+        Once ``stop`` is set (the run is stopping) this ends within a fraction of a second,
+        without waiting for an entity to finish; ended early, by ``stop`` or by
+        ``close()``, it sends nothing more and the client retries nothing more.
         """
         known = known or {}
         first = ("accounts",) if "accounts" in endpoints else ()
@@ -290,7 +297,7 @@ class Extractor:
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="fetch") as pool:
             try:
-                while True:
+                while stop is None or not stop.is_set():
                     now = self.clock()
                     submit_due(now)
                     while more and len(inflight) < cap and len(active) < self.max_active:
@@ -307,13 +314,16 @@ class Extractor:
                     if not inflight:
                         if not queue:
                             break
-                        self.sleep(max(0.0, queue[0].at - self.clock()))
+                        wait = max(0.0, queue[0].at - self.clock())
+                        self.sleep(wait if stop is None else min(wait, _STOP_CHECK_S))
                         continue
                     # Full, or nothing else scheduled: wait for a result. Otherwise wake for
-                    # the next poll that falls due.
+                    # the next poll that falls due. Either way, look at ``stop`` now and then.
                     timeout = (
                         None if len(inflight) >= cap or not queue else max(0.0, queue[0].at - now)
                     )
+                    if stop is not None:
+                        timeout = _STOP_CHECK_S if timeout is None else min(timeout, _STOP_CHECK_S)
                     try:
                         done = [completed.get(timeout=timeout)]
                     except Empty:
@@ -328,6 +338,8 @@ class Extractor:
                             del active[finished.entity_id]
                             yield finished
             finally:
+                if inflight:  # ended early: the requests running now are the last
+                    self.client.cancel()
                 for fut in inflight:
                     fut.cancel()
 

@@ -13,13 +13,14 @@ import logging
 import os
 import queue
 import secrets
+import signal
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,8 @@ from bankconnect_etl.errors import (
     NoWarehouseError,
     RetriableApiError,
     UserError,
-    interrupted,
+    stop_reason,
+    stopped_by,
 )
 from bankconnect_etl.extract import Extractor, list_entities
 from bankconnect_etl.progress import Progress  # (entities done, total)
@@ -95,7 +97,12 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 def prefetch_batches(
-    items: Iterator[T], size: int, *, ahead: int, max_wait_s: float | None = None
+    items: Iterator[T],
+    size: int,
+    *,
+    ahead: int,
+    max_wait_s: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[list[T]]:
     """``items`` in lists of ``size``, iterated on a thread of its own up to ``ahead`` items
     ahead of the caller.
@@ -109,9 +116,14 @@ def prefetch_batches(
     waited that long: when items trickle in (a nightly run where one entity in a hundred
     changed), they are loaded during the run instead of all after its last request, and
     a run that stops early has committed all but its last few seconds of fetching.
+
+    ``stop`` is set when the caller stops (or the items end): give the same event to the
+    producer of ``items``, so it can end without yielding again. Close this generator
+    when done with it (``contextlib.closing``): until then a caller that stopped early
+    leaves the thread fetching.
     """
     q: queue.Queue = queue.Queue(maxsize=max(1, ahead))
-    stop = threading.Event()
+    stop = stop or threading.Event()
     end = object()
 
     def put(entry: tuple) -> bool:
@@ -270,11 +282,14 @@ def load_records(
     def commit(batch: Batch) -> None:
         nonlocal n
         n += 1
-        if load is None:
-            writer.load(batch, message=f"{run_id} batch {n}")
-        else:
-            load(writer, batch, f"{run_id} batch {n}")
-        stats.merge(batch.stats)
+        # a stop waits for the commit and its count: one landing between the two, or in a
+        # COMMIT that took effect before DuckDB noticed, would leave the batch uncounted
+        with stops_deferred():
+            if load is None:
+                writer.load(batch, message=f"{run_id} batch {n}")
+            else:
+                load(writer, batch, f"{run_id} batch {n}")
+            stats.merge(batch.stats)
         if progress is not None:
             progress(len(batch.replace) + len(batch.touch))
 
@@ -326,6 +341,38 @@ def load_records(
     return stats
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then act as they would have (the
+    first one, through the handler that was in place: KeyboardInterrupt, `Terminated`,
+    Prefect's TerminationSignal). For work that must not be cut in two, such as a batch's
+    commit and the count of what it committed. Only the main thread gets signals; in any
+    other this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        held.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if held:
+            handler = previous[held[0]]
+            if callable(handler):
+                handler(held[0], None)
+            elif handler in (signal.SIG_DFL, None):
+                signal.raise_signal(held[0])  # its default action, as if it came now
+
+
 @contextmanager
 def _threads_beside(writer: Writer, workers: int) -> Iterator[None]:
     """DuckDB's thread count lowered by ``workers`` (at least one) for the block."""
@@ -360,13 +407,15 @@ def recorded_run(
             yield w, run
             run.status = "succeeded"
         except BaseException as exc:
-            if interrupted(exc):  # someone stopped it: nothing went wrong to look into
-                run.status, run.error = "interrupted", "interrupted (Ctrl-C)"
-                if w.con is not None:  # its row is written on the same connection, next
-                    stop_interrupted(w.con, exc)
-            else:
+            if (stop := stopped_by(exc)) is None:
                 run.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise
+                raise
+            run.status, run.error = "interrupted", stop_reason(stop)  # nothing went wrong
+            if w.con is not None:  # its row is written on the same connection, next
+                stop_interrupted(w.con, exc)
+            if stop is exc:
+                raise
+            raise stop  # noqa: B904 - itself, not as DuckDB's RuntimeError
         finally:
             if metrics is not None:
                 m = metrics()
@@ -566,8 +615,13 @@ def run_sync(
             fetched_at = datetime.now(UTC)
             unreachable: list[str] = []  # why each entity the API did not answer failed
 
+            stopping = threading.Event()  # the load ended, early on an error or Ctrl-C
+
             def records() -> Iterator[dict]:
-                for b in Extractor(client).fetch(plan.entities, known=plan.fingerprints):
+                fetched = Extractor(client).fetch(
+                    plan.entities, known=plan.fingerprints, stop=stopping
+                )
+                for b in fetched:
                     if b.status == "unchanged":
                         run.sync["unchanged"] += 1
                         advance(1)
@@ -577,25 +631,31 @@ def run_sync(
                         run.sync["unreachable"] += 1
                         unreachable.append(b.error or "")
                     yield entity_record(b, plan.entities.get(b.entity_id), fetched_at)
-                yield from _health(client)
+                if not stopping.is_set():  # the fetch ended early: so does the run
+                    yield from _health(client)
 
-            load_records(
-                w,
-                # fetching runs ahead (up to two batches) while batches are validated
-                # and committed; a batch that fills slowly is loaded early
+            # fetching runs ahead (up to two batches) while batches are validated and
+            # committed; a batch that fills slowly is loaded early. Closed on the way out,
+            # so a run that stops also stops fetching before its row is written.
+            with closing(
                 prefetch_batches(
                     records(),
                     settings.batch_size,
                     ahead=2 * settings.batch_size,
                     max_wait_s=settings.batch_max_wait_s,
-                ),
-                run_id=run.run_id,
-                archive=archive,
-                progress=advance,
-                workers=settings.transform_workers,
-                load=load,
-                stats=run.stats,  # counted as batches commit: kept if the run stops
-            )
+                    stop=stopping,
+                )
+            ) as batches:
+                load_records(
+                    w,
+                    batches,
+                    run_id=run.run_id,
+                    archive=archive,
+                    progress=advance,
+                    workers=settings.transform_workers,
+                    load=load,
+                    stats=run.stats,  # counted as batches commit: kept if the run stops
+                )
             _compact(w)
             _refresh_marts(w, run)
             if run.not_found and not plan.entities:  # every id named was a typo

@@ -10,6 +10,7 @@ HTTP threads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -44,6 +45,9 @@ def _read(stream: IO[bytes]) -> Any:
     return pickle.loads(data)  # noqa: S301 - our own child process's output
 
 
+EXIT_WAIT_S = 10.0  # for an idle worker to leave its loop once its pipe is closed
+
+
 class Worker:
     """One worker process; at most one chunk in flight (so neither side blocks the other)."""
 
@@ -69,10 +73,15 @@ class Worker:
         return value
 
     def close(self) -> None:
+        """End the process: at once when its result was not read (the run stopped on an
+        error or Ctrl-C), since it would wait for ever to write a result nobody reads."""
+        if self.busy:
+            self.proc.kill()  # a raw part it was writing stays a .tmp file, never read
         if self.proc.stdin is not None:
-            self.proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -101,10 +110,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # Ctrl-C reaches the whole process group: the run that owns this worker handles it and
-    # closes the pipe, which ends the loop above. A pipe the run closed mid-batch is the
-    # same end, not an error to print.
+    # Ctrl-C reaches the whole process group, and so may SIGTERM (a service manager's
+    # stop): the run that owns this worker handles it and closes the pipe, which ends the
+    # loop above. A pipe the run closed mid-batch is the same end, not an error to print.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         main()
     except BrokenPipeError:

@@ -53,7 +53,7 @@ from bankconnect_etl.errors import (
     UserError,
     WarehouseBusyError,
     WarehouseError,
-    interrupted,
+    stopped_by,
 )
 from bankconnect_etl.schemas.tables import ENTITY_TABLES, JSON_COLUMNS, TABLES
 from bankconnect_etl.transform import Batch, arrow_schema
@@ -120,15 +120,21 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def stop_interrupted(con: duckdb.DuckDBPyConnection, exc: BaseException) -> None:
-    """Stop what a Ctrl-C may have left running on ``con``, before it is used again.
+def stop_interrupted(con: duckdb.DuckDBPyConnection, exc: BaseException) -> BaseException:
+    """After ``exc`` on ``con``: what to raise, once ``con`` is fit to use again.
 
-    When SIGINT lands in a query, DuckDB 1.5.5's Python client raises at once, but about
-    half the time the query's tasks go on; the connection's next statement, or its close,
-    then waits for them (for ever, for a long query). ``interrupt()`` stops them, and on a
-    connection with nothing running it does nothing."""
-    if interrupted(exc):
-        con.interrupt()
+    When a signal (Ctrl-C, SIGTERM) lands in a query, DuckDB 1.5.5's Python client raises
+    a plain ``RuntimeError('Query interrupted')`` from the signal's exception. That stop is
+    returned, to be raised as itself: taken for a RuntimeError, a Prefect task retries it
+    and the run goes on. And about half the time the query's tasks go on after the raise;
+    the connection's next statement, or its close, then waits for them (for ever, for a
+    long query): ``interrupt()`` stops them (with nothing running, it does nothing).
+    Any other error is returned as it is."""
+    stop = stopped_by(exc)
+    if stop is None:
+        return exc
+    con.interrupt()
+    return stop
 
 
 def close(con: duckdb.DuckDBPyConnection) -> None:
@@ -724,10 +730,12 @@ class Writer:
             yield
             con.execute("COMMIT")
         except BaseException as exc:
-            stop_interrupted(con, exc)
+            raising = stop_interrupted(con, exc)
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
-            raise
+            if raising is exc:
+                raise
+            raise raising  # noqa: B904 - the stop itself; DuckDB's error is its context
 
     def start_run(self, run_id: str, kind: str, params: dict, started_at: datetime) -> None:
         # Only the lock holder writes runs, so a run still 'running' now has no process: it

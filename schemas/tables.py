@@ -291,8 +291,9 @@ class Runs(_Table):
         nullable=True,
     )
     status: Series[Str] = _f(
-        "running, succeeded, failed, or interrupted (stopped with Ctrl-C; the batches "
-        "committed before stay, and the next run finishes the rest).",
+        "running, succeeded, failed, or interrupted (stopped by Ctrl-C or SIGTERM, a "
+        "Prefect cancel included, as `error` says; the batches committed before stay, and "
+        "the next run finishes the rest).",
         isin=["running", "succeeded", "failed", "interrupted"],
     )
     counts: Series[Json] = _f(

@@ -322,3 +322,46 @@ def test_a_sandbox_on_a_thread_leaves_the_host_collector_alone(make_sandbox) -> 
     before = gc.get_threshold(), gc.get_freeze_count()
     make_sandbox(entities=10)
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+class _LongestBackoff:
+    """An rng whose full-jitter draw is always the longest wait."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
+def test_a_stopped_fetch_ends_at_once_sending_and_retrying_nothing_more(make_sandbox) -> None:
+    """A run that stops (Ctrl-C, an error in the load) while the API fails: the requests
+    waiting a minute to retry give up at once, and none is sent after the stop."""
+    import threading
+
+    api = make_sandbox(entities=20)
+    ids = api.entity_ids()
+    api.admin("POST", "/sandbox/faults", json={"rate": 1.0, "kinds": ["503"]}).raise_for_status()
+    settings = Settings.load(
+        base_url=api.base,
+        api_key=SANDBOX_API_KEY,
+        server_hash=SANDBOX_SERVER_HASH,
+        concurrency=4,
+        backoff_base_s=60,
+        backoff_cap_s=60,
+        max_retry_time_s=600,
+    )
+    stop = threading.Event()
+    with BankConnectClient(settings, rng=_LongestBackoff()) as c:  # type: ignore[arg-type]
+        bundles: list = []
+        fetching = threading.Thread(
+            target=lambda: bundles.extend(Extractor(c).fetch(ids, stop=stop))
+        )
+        fetching.start()
+        deadline = time.monotonic() + 20
+        while c.metrics.snapshot().total_retries < 4:  # every worker waits 60 s to retry
+            assert time.monotonic() < deadline, c.metrics.snapshot()
+            time.sleep(0.02)
+        sent = c.metrics.snapshot().total_requests
+        stop.set()
+        fetching.join(timeout=30)  # well before the 60 s waits would end
+        assert not fetching.is_alive()
+        assert bundles == []  # nothing finished: every answer was a 503
+        assert c.metrics.snapshot().total_requests == sent == 4

@@ -275,6 +275,42 @@ def test_a_failed_run_fails_the_flow_and_is_recorded(api, monkeypatch, tmp_path:
     assert status == "failed" and "wrong-key" not in error
 
 
+def test_a_stop_during_a_batch_load_waits_for_its_commit_then_ends_the_flow(
+    api, monkeypatch, tmp_path: Path
+) -> None:
+    """Ctrl-C, or a Prefect cancel (SIGTERM, which Prefect raises as TerminationSignal; its
+    handler then ends the process, so this test sends SIGINT), while the load-batch task
+    runs. Raised inside the task, the stop could cut a commit from its count, or (inside
+    DuckDB, where it becomes a RuntimeError) be retried as a failure: it waits for the
+    batch to commit and be counted, then stops the flow."""
+    import signal
+
+    from bankconnect_etl.warehouse import Writer
+    from flows.nightly import nightly_sync
+
+    loads: list[str] = []
+    real_load = Writer.load
+
+    def load_with_ctrl_c(self: Writer, batch: object, message: str | None = None) -> object:
+        loads.append(message or "")
+        os.kill(os.getpid(), signal.SIGINT)  # lands before the batch's statements
+        return real_load(self, batch, message=message)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Writer, "load", load_with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        nightly_sync()
+    assert len(loads) == 1  # not retried, and nothing loaded after it
+    con = connect(tmp_path / "wh")
+    try:
+        status, error, counts = con.sql("SELECT status, error, counts FROM runs").fetchone()
+        loaded = con.sql("SELECT count(*) FROM entities").fetchone()[0]
+    finally:
+        con.close()
+    assert (status, error) == ("interrupted", "interrupted (Ctrl-C)")
+    # the batch (BANKCONNECT_BATCH_SIZE), committed and counted: complete, empty, ...
+    assert loaded == 7 and sum(json.loads(counts)["entities"].values()) == loaded
+
+
 # ---------------------------------------------------------------------- backfill
 
 

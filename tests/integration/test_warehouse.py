@@ -1038,6 +1038,36 @@ def test_entities_the_api_did_not_answer_fail_the_run_and_the_rest_stays(tmp_pat
     assert scalar(wh, "SELECT count(*) FROM entities WHERE sync_status = 'failed'") == 0
 
 
+def test_a_run_that_stops_on_a_load_error_stops_fetching_before_it_is_recorded(
+    tmp_path: Path,
+) -> None:
+    """The load fails on its second batch (a full disk, say): the fetch thread and its
+    requests end with the run, not whenever the failed run's generator is collected, and
+    the API hears nothing more."""
+    common = {"api_key": SANDBOX_API_KEY, "server_hash": SANDBOX_SERVER_HASH}
+    common |= {"warehouse": tmp_path / "wh", "raw_enabled": False, "batch_size": 50}
+    with start_in_thread(SandboxConfig(entities=1000, seed=3, processing_polls=1)) as sb:
+        s = settings(base_url=sb.base_url, **common, **FAST)
+        batches: list[str] = []
+
+        def load(w: Writer, batch, message: str) -> None:  # type: ignore[no-untyped-def]
+            batches.append(message)
+            if len(batches) == 2:
+                raise OSError(28, "No space left on device")
+            w.load(batch, message=message)
+
+        with BankConnectClient(s) as client, pytest.raises(OSError, match="No space") as err:
+            run_sync(s, client=client, load=load)  # `err` keeps the run's frames alive
+        fetching = [t.name for t in threading.enumerate() if t.name.startswith("fetch")]
+        sent = client.metrics.snapshot().total_requests
+        time.sleep(0.5)
+        assert client.metrics.snapshot().total_requests == sent
+    assert fetching == [] and err.value.errno == 28
+    assert sent < 1000 * (5 * 2 + 2) / 2  # well short of all: 5 endpoints polled twice, 2 not
+    runs = scalar(tmp_path / "wh", "SELECT status || ': ' || error FROM runs")
+    assert runs == "failed: [Errno 28] No space left on device"
+
+
 def test_a_pending_entity_keeps_its_rows(tmp_path: Path) -> None:
     wh = tmp_path / "wh"
     common = {"api_key": SANDBOX_API_KEY, "server_hash": SANDBOX_SERVER_HASH, "warehouse": wh}
@@ -1156,7 +1186,7 @@ def test_ctrl_c_inside_a_writer_statement_records_the_run_interrupted(
     the rollback and the run's own row must not wait for it."""
     s = settings(warehouse=tmp_path / "wh")
     with (
-        pytest.raises(RuntimeError, match="interrupted"),
+        pytest.raises(KeyboardInterrupt),  # itself, not DuckDB's RuntimeError
         pipeline.recorded_run(s, "nightly", {}) as (w, run),
     ):
         load(w, rich[:3], run.run_id, batch_size=3)

@@ -1,13 +1,15 @@
-"""Telling Ctrl-C from a failure, however it arrives."""
+"""Telling a stop (Ctrl-C, SIGTERM) from a failure, however it arrives."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import duckdb
 import pytest
 
-from bankconnect_etl.errors import UserError, interrupted
+from bankconnect_etl.errors import Terminated, UserError, stop_reason, stopped_by
 from bankconnect_etl.warehouse import close
 from tests.conftest import ENDLESS_QUERY, ctrl_c_in, ends_if_hung
 
@@ -32,18 +34,45 @@ def test_ctrl_c_inside_a_duckdb_query_counts_as_an_interrupt() -> None:
     exc = caught(ENDLESS_QUERY, ctrl_c_after=0.3)
     # what DuckDB makes of it: not a KeyboardInterrupt, and not a duckdb.Error either
     assert type(exc) is RuntimeError and "interrupted" in str(exc)
-    assert interrupted(exc)
+    assert isinstance(stopped_by(exc), KeyboardInterrupt)
+    assert stop_reason(stopped_by(exc)) == "interrupted (Ctrl-C)"
 
 
-def test_a_keyboard_interrupt_and_errors_raised_while_handling_one_are_interrupts() -> None:
-    assert interrupted(KeyboardInterrupt())
+@ends_if_hung
+def test_sigterm_inside_a_duckdb_query_is_a_stop_named_by_its_signal() -> None:
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)  # what the command installs
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        exc = caught(ENDLESS_QUERY)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert type(exc) is RuntimeError and isinstance(stopped_by(exc), Terminated)
+    assert stop_reason(stopped_by(exc)) == "stopped by SIGTERM"
+
+
+def test_a_prefect_cancel_is_a_stop_named_by_its_signal() -> None:
+    from prefect.exceptions import TerminationSignal  # what a cancelled flow run gets
+
+    exc = TerminationSignal(signal.SIGTERM)
+    assert stopped_by(exc) is exc and stop_reason(exc) == "stopped by SIGTERM"
+    assert stop_reason(SystemExit(3)) == "stopped (SystemExit)"
+
+
+def test_a_keyboard_interrupt_and_errors_raised_while_handling_one_are_stops() -> None:
+    ctrl_c = KeyboardInterrupt()
+    assert stopped_by(ctrl_c) is ctrl_c
     try:
         try:
-            raise KeyboardInterrupt
+            raise ctrl_c
         except KeyboardInterrupt:
             raise OSError("the clean-up after Ctrl-C failed")  # noqa: B904 - its context
     except OSError as exc:
-        assert interrupted(exc)
+        assert stopped_by(exc) is ctrl_c
 
 
 @pytest.mark.parametrize(
@@ -51,7 +80,7 @@ def test_a_keyboard_interrupt_and_errors_raised_while_handling_one_are_interrupt
 )
 def test_a_failing_query_is_not_an_interrupt(query: str) -> None:
     exc = caught(query)
-    assert isinstance(exc, duckdb.Error) and not interrupted(exc)
+    assert isinstance(exc, duckdb.Error) and stopped_by(exc) is None
 
 
 @ends_if_hung
@@ -61,14 +90,52 @@ def test_a_query_cancelled_by_code_is_not_a_ctrl_c() -> None:
     try:
         con.execute(ENDLESS_QUERY).fetchall()
     except BaseException as exc:
-        assert not isinstance(exc, KeyboardInterrupt) and not interrupted(exc)
+        assert not isinstance(exc, KeyboardInterrupt) and stopped_by(exc) is None
     else:
         raise AssertionError("the query was not cancelled")
     finally:
         con.close()
 
 
-def test_errors_of_our_own_are_not_interrupts() -> None:
+def test_errors_of_our_own_are_not_stops() -> None:
     err = UserError("bad flag")
     err.__context__ = ValueError("underneath")
-    assert not interrupted(err) and not interrupted(ValueError("x"))
+    assert stopped_by(err) is None and stopped_by(ValueError("x")) is None
+
+
+def test_a_stop_during_a_deferred_block_acts_when_the_block_is_done() -> None:
+    from bankconnect_etl.pipeline import stops_deferred
+
+    done: list[str] = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), stops_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("after the Ctrl-C, still inside")
+        assert done == ["after the Ctrl-C, still inside"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+        with stops_deferred():  # no signal: nothing happens after
+            done.append("quiet")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert done[-1] == "quiet"
+
+
+def test_a_sigterm_held_by_a_deferred_block_goes_to_the_handler_it_found() -> None:
+    from bankconnect_etl.pipeline import stops_deferred
+
+    got: list[int] = []
+
+    def prefects(signum: int, _frame: object) -> None:  # as Prefect's: raises its own
+        got.append(signum)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, prefects)
+    try:
+        with pytest.raises(Terminated), stops_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert got == []  # held
+        assert got == [signal.SIGTERM]  # once
+    finally:
+        signal.signal(signal.SIGTERM, previous)
