@@ -274,9 +274,7 @@ def refresh(
     except BaseException as exc:
         raising = stop_interrupted(con, exc)
         _rollback(con)
-        if raising is exc:
-            raise
-        raise raising  # noqa: B904 - the stop itself; DuckDB's error is its context
+        raise raising  # noqa: B904 - exc, or the stop itself with DuckDB's error its context
     finally:
         con.execute(restore)
     log.info(

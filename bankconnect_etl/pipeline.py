@@ -413,8 +413,6 @@ def recorded_run(
             run.status, run.error = "interrupted", stop_reason(stop)  # nothing went wrong
             if w.con is not None:  # its row is written on the same connection, next
                 stop_interrupted(w.con, exc)
-            if stop is exc:
-                raise
             raise stop  # noqa: B904 - itself, not as DuckDB's RuntimeError
         finally:
             if metrics is not None:

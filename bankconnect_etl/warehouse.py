@@ -733,9 +733,7 @@ class Writer:
             raising = stop_interrupted(con, exc)
             with suppress(duckdb.Error):
                 con.execute("ROLLBACK")
-            if raising is exc:
-                raise
-            raise raising  # noqa: B904 - the stop itself; DuckDB's error is its context
+            raise raising  # noqa: B904 - exc, or the stop itself with DuckDB's error its context
 
     def start_run(self, run_id: str, kind: str, params: dict, started_at: datetime) -> None:
         # Only the lock holder writes runs, so a run still 'running' now has no process: it
