@@ -328,7 +328,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox(sub)
     add_warehouse_commands(sub, _formatter)
     add_analytics_commands(sub, _formatter)
+    parser.set_defaults(commands=sub.choices)
     return parser
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line; a flag the command does not take is reported by that
+    command's parser, so the hint names its own --help."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        owner = args.commands.get(args.command) or parser
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -352,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(debug)
     restore_sigterm = _stop_on_sigterm()
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(argv)
         if not getattr(args, "run", None):
             build_parser().print_help()
             return EXIT_USAGE

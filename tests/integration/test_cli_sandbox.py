@@ -106,6 +106,26 @@ def test_bad_flags_get_one_line_and_a_hint(args: list[str], expected: str) -> No
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "owner"),
+    [
+        (["backfill", "--all", "--bogus"], "bankconnect-etl backfill"),
+        (["--debug", "sql", "--bogus", "select 1"], "bankconnect-etl sql"),
+        (["--bogus"], "bankconnect-etl"),
+    ],
+)
+def test_an_unknown_flag_is_reported_by_the_command_that_was_given_it(
+    args: list[str], owner: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bankconnect_etl.cli import EXIT_USAGE, main
+
+    assert main(args) == EXIT_USAGE
+    err = capsys.readouterr().err
+    # the hint sends the user to the help that lists the flags they can use
+    assert f"error: {owner}: unrecognized arguments: --bogus" in err
+    assert f"hint: see '{owner} --help'" in err
+
+
 def test_port_in_use_is_a_user_error_and_debug_shows_the_traceback() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
