@@ -72,6 +72,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_backfill_selection(p: argparse.ArgumentParser) -> None:
+    """The backfill's choice of entities and how to fetch them: this command's flags, and
+    ``python flows/backfill.py``'s."""
+    p.add_argument(
+        "--entity-id", dest="entity_ids", action="append", metavar="ID", help="repeatable"
+    )
+    p.add_argument("--link-id", dest="link_ids", action="append", metavar="ID", help="repeatable")
+    p.add_argument("--all", action="store_true", help="every entity")
+    p.add_argument("--force", action="store_true", help="fetch even unchanged entities")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would be fetched; write nothing"
+    )
+
+
 def add_commands(
     sub: argparse._SubParsersAction, formatter: Callable[[str], argparse.HelpFormatter]
 ) -> None:
@@ -90,15 +104,7 @@ def add_commands(
         description=BACKFILL_HELP,
         formatter_class=formatter,
     )
-    p.add_argument(
-        "--entity-id", dest="entity_ids", action="append", metavar="ID", help="repeatable"
-    )
-    p.add_argument("--link-id", dest="link_ids", action="append", metavar="ID", help="repeatable")
-    p.add_argument("--all", action="store_true", help="every entity")
-    p.add_argument("--force", action="store_true", help="fetch even unchanged entities")
-    p.add_argument(
-        "--dry-run", action="store_true", help="list what would be fetched; write nothing"
-    )
+    add_backfill_selection(p)
     _common(p)
     p.set_defaults(run=run_backfill)
 

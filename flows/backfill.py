@@ -10,9 +10,14 @@ from __future__ import annotations
 import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefect loads)
 # isort: on
 
+import argparse
+import sys
+from collections.abc import Sequence
+
 from prefect import flow
 from prefect.states import State
 
+from bankconnect_etl.errors import UserError
 from bankconnect_etl.pipeline import check_selection
 from flows.tasks import ends_failed_on_error, sync
 
@@ -52,3 +57,41 @@ def backfill(
         )
 
     return ends_failed_on_error(body)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python flows/backfill.py --link-id ...``: one flow run in this process (Prefect's
+    ephemeral mode unless PREFECT_API_URL is set); 0 if it completed, 1 if it failed."""
+    from bankconnect_etl.cli_sync import add_backfill_selection
+    from bankconnect_etl.cli_warehouse import whole_number
+
+    parser = argparse.ArgumentParser(
+        prog="python flows/backfill.py",
+        description="Run the backfill flow once, here. Settings come from the environment "
+        "(BANKCONNECT_*), as for the deployment.",
+    )
+    add_backfill_selection(parser)
+    parser.add_argument(
+        "--batch-size",
+        type=whole_number(1, 10_000),
+        help="entities per task and warehouse transaction (default: BANKCONNECT_BATCH_SIZE)",
+    )
+    args = parser.parse_args(argv)
+    try:  # here, not 10 s later in a flow run
+        check_selection(args.entity_ids, args.link_ids, args.all)
+    except UserError as exc:
+        parser.error(f"{exc} ({exc.hint})" if exc.hint else str(exc))
+    state = backfill(
+        link_ids=args.link_ids,
+        entity_ids=args.entity_ids,
+        all=args.all,
+        force=args.force,
+        dry_run=args.dry_run,
+        batch_size=args.batch_size,
+        return_state=True,
+    )
+    return 0 if state.is_completed() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,7 +27,7 @@ from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import BankConnectETLError, ConfigError
 from bankconnect_etl.pipeline import Plan, dry_run, run_sync
 from bankconnect_etl.progress import LogProgress
-from bankconnect_etl.render import plan_markdown, summary_lines, summary_markdown
+from bankconnect_etl.render import plan_lines, plan_markdown, summary_lines, summary_markdown
 from bankconnect_etl.transform import Batch
 from bankconnect_etl.upstream import upstream
 from bankconnect_etl.warehouse import Writer
@@ -144,6 +144,7 @@ def sync(
     with upstream(settings, record=not dry) as live:
         if dry:
             plan = dry_run(live, entity_ids=entity_ids, link_ids=link_ids, force=force)
+            logger.info("%s", "\n".join(plan_lines(plan)))  # one record: a table
             return _dry_artifact(kind, plan)
         run = run_sync(
             live,

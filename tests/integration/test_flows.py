@@ -10,6 +10,7 @@ listing pages, one accounts request per unchanged entity, eight requests per fet
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -392,6 +393,42 @@ def test_backfill_dry_run_writes_nothing(api, tmp_path: Path) -> None:
         assert con.sql("SELECT count(*) FROM entities").fetchone()[0] == 2
     finally:
         con.close()
+
+
+def test_a_dry_run_logs_its_plan_in_the_flow_run(api, caplog: pytest.LogCaptureFixture) -> None:
+    from flows.backfill import backfill
+
+    caplog.set_level(logging.INFO, logger="prefect.flow_runs")  # the module's env says WARNING
+    ids = [e["entity_id"] for e in listing(api)]
+    state = backfill(entity_ids=ids[:3], dry_run=True, return_state=True)
+    assert state.is_completed()
+    (plan,) = [m for m in flow_run_errors(state, level=logging.INFO) if m.startswith("dry run")]
+    # what an operator reads in the flow run's log: the counts and the entities
+    assert plan.splitlines()[0] == "dry run: 3 entities; nothing fetched or written"
+    assert all(i in plan for i in ids[:3])
+
+
+def test_python_flows_backfill_py_runs_one_backfill(api, tmp_path: Path) -> None:
+    from flows.backfill import main
+
+    ids = [e["entity_id"] for e in listing(api)]
+    assert main(["--entity-id", ids[0], "--dry-run"]) == 0
+    assert not (tmp_path / "wh").exists()  # a dry run writes nothing
+    assert main(["--entity-id", ids[0], "--entity-id", ids[1], "--batch-size", "1"]) == 0
+    assert main(["--entity-id", "00000000-0000-0000-0000-000000000000"]) == 1  # a failed run
+    con = connect(tmp_path / "wh")
+    try:
+        assert con.sql("SELECT count(*) FROM entities").fetchone()[0] == 2
+        assert con.sql("SELECT kind, status FROM runs ORDER BY started_at").fetchall() == [
+            ("backfill", "succeeded"),
+            ("backfill", "failed"),
+        ]
+    finally:
+        con.close()
+    for bad in (["--bogus"], [], ["--all", "--entity-id", ids[0]]):  # before any flow run
+        with pytest.raises(SystemExit) as usage:
+            main(bad)
+        assert usage.value.code == 2
 
 
 def test_backfill_needs_a_selection(api) -> None:
