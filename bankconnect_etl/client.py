@@ -456,7 +456,9 @@ class BankConnectClient:
         if status in (401, 403):
             raise AuthError(
                 describe(
-                    "authentication failed; check BANKCONNECT_API_KEY and BANKCONNECT_SERVER_HASH"
+                    "authentication failed; check the API key and server hash "
+                    "(BANKCONNECT_API_KEY and BANKCONNECT_SERVER_HASH, or the Secret blocks "
+                    "a Prefect deployment names in secret_blocks)"
                 ),
                 **where,
             )

@@ -106,7 +106,8 @@ class FatalApiError(ApiError):
 
 
 class AuthError(FatalApiError):
-    """401 or 403: check BANKCONNECT_API_KEY, BANKCONNECT_SERVER_HASH and the access token."""
+    """401 or 403: check the API key, server hash and access token (the environment's
+    BANKCONNECT_*, or a deployment's Secret blocks)."""
 
 
 class NotFoundError(FatalApiError):

@@ -245,6 +245,8 @@ def test_secrets_never_appear_in_errors_reprs_or_logs(caplog: pytest.LogCaptureF
     c, _, _ = client([response(401, echo)])
     with pytest.raises(AuthError) as auth:
         c.entity_page(1)
+    # where to look, whether the key came from the environment or a deployment's blocks
+    assert "BANKCONNECT_API_KEY" in str(auth.value) and "secret_blocks" in str(auth.value)
     c, _, _ = client([response(200, echo)], max_attempts=1)
     with pytest.raises(MalformedResponseError) as cut:
         c.get_pdfs("e1")
