@@ -419,7 +419,7 @@ def recorded_run(
                 m = metrics()
                 run.requests, run.retries = m.total_requests, m.total_retries
             run.seconds = time.monotonic() - t0
-            w.finish_run(
+            run.snapshot = w.finish_run(
                 run.run_id,
                 status=run.status,
                 counts=run.counts(),
@@ -427,7 +427,6 @@ def recorded_run(
                 retries=run.retries,
                 error=run.error,
             )
-            run.snapshot = w.snapshot_id()
 
 
 @dataclass

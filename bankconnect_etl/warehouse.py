@@ -750,7 +750,8 @@ class Writer:
                     [why, dead],
                 )
             self._con.execute(
-                f"INSERT INTO {LAKE}.runs VALUES (?, ?, ?, ?, NULL, 'running', '{{}}', 0, 0, NULL)",
+                f"INSERT INTO {LAKE}.runs (run_id, kind, params, started_at, status, counts, "
+                "requests, retries) VALUES (?, ?, ?, ?, 'running', '{}', 0, 0)",
                 [run_id, kind, json.dumps(params, default=str, sort_keys=True), _naive(started_at)],
             )
 
@@ -763,11 +764,16 @@ class Writer:
         requests: int = 0,
         retries: int = 0,
         error: str | None = None,
-    ) -> None:
+    ) -> int:
+        """The run's row at its end, in the run's last commit; returns that commit's
+        snapshot, which the row names. DuckLake numbers snapshots one after another, and
+        only the lock holder commits, so this commit's is the current one plus one (a test
+        holds DuckLake to it)."""
+        ending = self.snapshot_id() + 1
         with self._commit(f"{run_id} {status}"):
             self._con.execute(
                 f"UPDATE {LAKE}.runs SET finished_at = ?, status = ?, counts = ?, requests = ?, "
-                "retries = ?, error = ? WHERE run_id = ?",
+                "retries = ?, error = ?, snapshot_id = ? WHERE run_id = ?",
                 [
                     _naive(datetime.now(UTC)),
                     status,
@@ -775,9 +781,11 @@ class Writer:
                     requests,
                     retries,
                     error,
+                    ending,
                     run_id,
                 ],
             )
+        return ending
 
     def snapshot_id(self) -> int:
         rows = self._con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchall()

@@ -303,6 +303,13 @@ class Runs(_Table):
     requests: Series[Int] = _f("HTTP requests made.", ge=0)
     retries: Series[Int] = _f("HTTP retries.", ge=0)
     error: Series[Str] = _f("Why the run failed or stopped, one line.", nullable=True)
+    snapshot_id: Series[Int] = _f(
+        "The snapshot the run ended with (its last commit, which wrote this row's end): "
+        "`--as-of` it, or `AT (VERSION => snapshot_id)`, reads the warehouse as the run "
+        "left it. Null while running, and for a run whose process was killed.",
+        nullable=True,
+        ge=0,
+    )
 
 
 @dataclass(frozen=True)

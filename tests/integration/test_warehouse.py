@@ -140,6 +140,14 @@ def scalar(warehouse: Path, sql: str, as_of: object = None) -> object:
         con.close()
 
 
+def con_rows(warehouse: Path, sql: str) -> list[tuple]:
+    con = connect(warehouse, read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
 def txn_count(record: dict) -> int:
     body = record["responses"].get("transactions")
     return len(body["transactions"]) if isinstance(body, dict) else 0
@@ -308,6 +316,15 @@ def test_every_snapshot_of_a_sync_says_what_it_was(synced) -> None:
         "marts",
         "succeeded",
     ]
+    # the run's row names its last snapshot, the one the summary prints: as of it, the
+    # warehouse is as the run left it, this row included
+    ((last,),) = con_rows(synced["warehouse"], "SELECT snapshot_id FROM runs")
+    assert last == synced["run"].snapshot
+    at_last = (
+        f"SELECT commit_message, (SELECT status FROM runs AT (VERSION => {int(last)})) "  # noqa: S608
+        f"FROM lake.snapshots() WHERE snapshot_id = {int(last)}"
+    )
+    assert con_rows(synced["warehouse"], at_last) == [(f"{run_id} succeeded", "succeeded")]
 
 
 def test_loading_the_same_records_twice_changes_nothing(tmp_path: Path, records) -> None:
@@ -442,6 +459,7 @@ def test_a_lake_written_before_a_column_existed_gains_it(tmp_path: Path, rich) -
     with Writer(wh, wait_s=30) as w:
         w.con.execute("ALTER TABLE lake.quarantine DROP COLUMN account_id")
         w.con.execute("ALTER TABLE lake.quarantine DROP COLUMN txn_seq")
+        w.con.execute("ALTER TABLE lake.runs DROP COLUMN snapshot_id")
     with pytest.raises(duckdb.BinderException):  # the old version's lake, as it loaded
         scalar(wh, "SELECT count(txn_seq) FROM quarantine")
     with Writer(wh, wait_s=30) as w:  # the earlier version's rows: no such columns then
@@ -462,6 +480,7 @@ def test_a_lake_written_before_a_column_existed_gains_it(tmp_path: Path, rich) -
     want = sorted(("run-new", r["entity_id"], *where(r)) for r in spoiled)
     want.append(("run-old", "e-old", None, None))
     assert got == want
+    assert con_rows(wh, "SELECT run_id, snapshot_id > 0 FROM runs") == [("run-new", True)]
     with Writer(wh, wait_s=30) as w:
         current = w.snapshot_id()
     with Writer(wh, wait_s=30) as w:
@@ -1308,8 +1327,10 @@ def test_a_run_whose_process_died_is_marked_failed_by_the_next_run(tmp_path: Pat
     con = connect(wh)
     try:
         rows = con.execute(
-            "SELECT run_id, status, finished_at IS NULL, error FROM runs ORDER BY run_id"
+            "SELECT run_id, status, finished_at IS NULL, error, snapshot_id FROM runs "
+            "ORDER BY run_id"
         ).fetchall()
+        last = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()[0]
     finally:
         con.close()
     assert rows == [
@@ -1318,8 +1339,9 @@ def test_a_run_whose_process_died_is_marked_failed_by_the_next_run(tmp_path: Pat
             "failed",
             True,
             "its process stopped before the run ended (killed or crashed); found by nightly-next",
+            None,  # it never ended
         ),
-        ("nightly-next", "succeeded", False, None),
+        ("nightly-next", "succeeded", False, None, last),
     ]
 
 
