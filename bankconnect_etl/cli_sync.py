@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from bankconnect_etl.cli_warehouse import folder, whole_number
+from bankconnect_etl.errors import UserError
 
 log = logging.getLogger("bankconnect_etl.progress")
 
@@ -160,7 +161,10 @@ def run_backfill(args: argparse.Namespace) -> int:
     from bankconnect_etl.render import plan_lines
     from bankconnect_etl.upstream import upstream
 
-    entity_ids, link_ids = check_selection(args.entity_ids, args.link_ids, args.all)
+    try:
+        entity_ids, link_ids = check_selection(args.entity_ids, args.link_ids, args.all)
+    except UserError as exc:
+        raise _with_the_full_id(exc, args) from None
     selection = {"entity_ids": entity_ids, "link_ids": link_ids, "force": args.force}
     if args.dry_run:
         with upstream(_settings(args), record=False) as settings:
@@ -169,6 +173,36 @@ def run_backfill(args: argparse.Namespace) -> int:
             print(line)
         return 0
     return _sync(args, "backfill", **selection)
+
+
+def _with_the_full_id(exc: UserError, args: argparse.Namespace) -> UserError:
+    """An entity id cut short (the demo and `report` show the first 8 characters): the
+    error's hint names the one entity of the warehouse it starts, when there is one. A
+    backfill fetches only ids given whole, so it is not taken as the id."""
+    import uuid
+
+    from bankconnect_etl.warehouse import close, connect
+
+    short = [e for e in args.entity_ids or () if f"entity id {e!r} is not one" in str(exc)]
+    if not short or not short[0].strip():
+        return exc
+    try:
+        con = connect(_settings(args).warehouse)
+    except UserError:  # no warehouse (yet): nothing to look in
+        return exc
+    try:
+        found = con.execute(
+            "SELECT entity_id FROM entities WHERE starts_with(entity_id, lower(?)) LIMIT 2",
+            [short[0].strip()],
+        ).fetchall()
+    finally:
+        close(con)
+    if len(found) != 1:
+        return exc
+    full = str(uuid.UUID(found[0][0]))
+    return UserError(
+        str(exc), hint=f"the one entity id in the warehouse that starts so: --entity-id {full}"
+    )
 
 
 def run_doctor(args: argparse.Namespace) -> int:

@@ -1366,6 +1366,33 @@ def sandbox_synced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     return wh, entity
 
 
+def test_a_backfill_of_an_id_cut_short_names_the_whole_id_in_its_hint(
+    sandbox_synced: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo and the report show ids by their first 8 characters; a backfill fetches
+    only ids given whole, and says which one was meant."""
+    from bankconnect_etl.cli import EXIT_USAGE, main
+
+    wh, entity = sandbox_synced
+    for given, hint in (
+        (entity[:8], f"the one entity id in the warehouse that starts so: --entity-id {entity}"),
+        (
+            entity[:8].upper(),
+            f"the one entity id in the warehouse that starts so: --entity-id {entity}",
+        ),
+        (
+            "zz",
+            "copy it from the warehouse: "
+            'bankconnect-etl sql "SELECT entity_id, link_id FROM entities"',
+        ),
+    ):
+        assert main(["backfill", "--entity-id", given, "--warehouse", str(wh)]) == EXIT_USAGE
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: entity id {given!r} is not one: BankConnect's entity ids are UUIDs",
+            f"hint: {hint}",
+        ]
+
+
 def files(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
