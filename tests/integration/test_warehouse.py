@@ -1367,13 +1367,14 @@ def sandbox_synced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
 
 
 def test_a_backfill_of_an_id_cut_short_names_the_whole_id_in_its_hint(
-    sandbox_synced: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+    sandbox_synced: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The demo and the report show ids by their first 8 characters; a backfill fetches
     only ids given whole, and says which one was meant."""
     from bankconnect_etl.cli import EXIT_USAGE, main
 
-    wh, entity = sandbox_synced
+    wh, entity = tmp_path / "wh", sandbox_synced[1]
+    shutil.copytree(sandbox_synced[0], wh)  # a reader leaves the catalog's -shm file
     for given, hint in (
         (entity[:8], f"the one entity id in the warehouse that starts so: --entity-id {entity}"),
         (
