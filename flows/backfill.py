@@ -19,7 +19,7 @@ from prefect.states import State
 
 from bankconnect_etl.errors import UserError
 from bankconnect_etl.pipeline import check_selection
-from flows.tasks import ends_failed_on_error, sync
+from flows.tasks import ends_failed_on_error, run_here, runner_parser, sync
 
 
 @flow(name="bankconnect-backfill", log_prints=False)
@@ -63,34 +63,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python flows/backfill.py --link-id ...``: one flow run in this process (Prefect's
     ephemeral mode unless PREFECT_API_URL is set); 0 if it completed, 1 if it failed."""
     from bankconnect_etl.cli_sync import add_backfill_selection
-    from bankconnect_etl.cli_warehouse import whole_number
 
-    parser = argparse.ArgumentParser(
-        prog="python flows/backfill.py",
-        description="Run the backfill flow once, here. Settings come from the environment "
+    parser = runner_parser(
+        "flows/backfill.py",
+        "Run the backfill flow once, here. Settings come from the environment "
         "(BANKCONNECT_*), as for the deployment.",
     )
     add_backfill_selection(parser)
-    parser.add_argument(
-        "--batch-size",
-        type=whole_number(1, 10_000),
-        help="entities per task and warehouse transaction (default: BANKCONNECT_BATCH_SIZE)",
-    )
-    args = parser.parse_args(argv)
-    try:  # here, not 10 s later in a flow run
-        check_selection(args.entity_ids, args.link_ids, args.all)
-    except UserError as exc:
-        parser.error(f"{exc} ({exc.hint})" if exc.hint else str(exc))
-    state = backfill(
-        link_ids=args.link_ids,
-        entity_ids=args.entity_ids,
-        all=args.all,
-        force=args.force,
-        dry_run=args.dry_run,
-        batch_size=args.batch_size,
-        return_state=True,
-    )
-    return 0 if state.is_completed() else 1
+
+    def flow_run(args: argparse.Namespace) -> State:
+        try:  # here, not 10 s later in a flow run
+            check_selection(args.entity_ids, args.link_ids, args.all)
+        except UserError as exc:
+            parser.error(f"{exc} ({exc.hint})" if exc.hint else str(exc))
+        return backfill(
+            link_ids=args.link_ids,
+            entity_ids=args.entity_ids,
+            all=args.all,
+            force=args.force,
+            dry_run=args.dry_run,
+            batch_size=args.batch_size,
+            return_state=True,
+        )
+
+    return run_here(parser, argv, flow_run)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ from __future__ import annotations
 import flows  # noqa: F401  (first: quiets Prefect's ephemeral mode before Prefect loads)
 # isort: on
 
+import sys
+from collections.abc import Sequence
+
 from prefect import flow
 from prefect.states import State
 
-from flows.tasks import ends_failed_on_error, sync
+from flows.tasks import ends_failed_on_error, run_here, runner_parser, sync
 
 
 @flow(name="bankconnect-nightly", log_prints=False)
@@ -34,5 +37,19 @@ def nightly_sync(
     )
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python flows/nightly.py``: one flow run in this process (Prefect's ephemeral mode
+    unless PREFECT_API_URL is set); 0 if it completed, 1 if it failed."""
+    parser = runner_parser(
+        "flows/nightly.py",
+        "Run the nightly flow once, here: every entity, fetched only where something "
+        "changed. Settings come from the environment (BANKCONNECT_*), as for the deployment; "
+        "with no BANKCONNECT_BASE_URL it syncs from the embedded sandbox.",
+    )
+    return run_here(
+        parser, argv, lambda args: nightly_sync(batch_size=args.batch_size, return_state=True)
+    )
+
+
 if __name__ == "__main__":
-    nightly_sync()
+    sys.exit(main())

@@ -9,8 +9,10 @@ warehouse transaction that failed left nothing behind); HTTP retries stay in the
 
 from __future__ import annotations
 
+import argparse
 import logging
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 # isort: off
@@ -34,6 +36,37 @@ from bankconnect_etl.warehouse import Writer
 
 # Settings fields a deployment may take from Prefect Secret blocks: field → block name.
 SECRET_FIELDS = ("api_key", "server_hash", "access_token_secret")
+
+
+def runner_parser(flow_file: str, description: str) -> argparse.ArgumentParser:
+    """The command line of ``python flows/<flow>.py``, one flow run in this process:
+    ``--batch-size`` and ``--warehouse``, the rest of the settings from the environment,
+    as for a deployment."""
+    from bankconnect_etl.cli_warehouse import folder, whole_number
+
+    parser = argparse.ArgumentParser(prog=f"python {flow_file}", description=description)
+    parser.add_argument(
+        "--batch-size",
+        type=whole_number(1, 10_000),
+        help="entities per task and warehouse transaction (default: BANKCONNECT_BATCH_SIZE)",
+    )
+    parser.add_argument(
+        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
+    )
+    return parser
+
+
+def run_here(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    flow_run: Callable[[argparse.Namespace], State],
+) -> int:
+    """Parse ``argv``, then ``flow_run(args)`` (a flow called with ``return_state=True``):
+    0 if the flow run completed, 1 if it failed."""
+    args = parser.parse_args(argv)
+    if args.warehouse:
+        os.environ["BANKCONNECT_WAREHOUSE"] = str(args.warehouse)  # this process's settings
+    return 0 if flow_run(args).is_completed() else 1
 
 
 class RunFailed(BankConnectETLError):

@@ -408,6 +408,25 @@ def test_a_dry_run_logs_its_plan_in_the_flow_run(api, caplog: pytest.LogCaptureF
     assert all(i in plan for i in ids[:3])
 
 
+def test_python_flows_nightly_py_runs_one_nightly_and_help_runs_nothing(
+    api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.nightly import main
+
+    with pytest.raises(SystemExit) as helped:
+        main(["--help"])
+    assert helped.value.code == 0 and "--batch-size" in capsys.readouterr().out
+    assert not (tmp_path / "wh").exists()  # --help is not a sync
+    assert main(["--warehouse", str(tmp_path / "other"), "--batch-size", "10"]) == 0
+    assert not (tmp_path / "wh").exists()
+    con = connect(tmp_path / "other")
+    try:
+        assert con.sql("SELECT count(*) FROM entities").fetchone()[0] == 25
+        assert con.sql("SELECT kind, status FROM runs").fetchall() == [("nightly", "succeeded")]
+    finally:
+        con.close()
+
+
 def test_python_flows_backfill_py_runs_one_backfill(api, tmp_path: Path) -> None:
     from flows.backfill import main
 
