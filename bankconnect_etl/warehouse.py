@@ -217,12 +217,19 @@ def parse_as_of(value: datetime | int | str | None) -> datetime | int | None:
     if text.isdigit():
         return int(text)
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UserError(
             f"--as-of {text!r} is neither a snapshot id nor an ISO timestamp",
             hint="e.g. --as-of 2026-11-20T02:00:00 (UTC unless it has an offset) or --as-of 12",
         ) from None
+    # DuckLake reads a time to come as now: say so, rather than answer for a date not reached
+    if (when if when.tzinfo else when.replace(tzinfo=UTC)) > datetime.now(UTC):
+        raise UserError(
+            f"--as-of {text} is in the future (UTC unless it has an offset)",
+            hint="leave --as-of out to read the warehouse as it is now",
+        )
+    return when
 
 
 def _as_of_error(exc: duckdb.Error, as_of: object) -> BankConnectETLError:

@@ -793,6 +793,13 @@ def test_time_travel_in_python_and_the_cli_and_sql_errors_with_hints(tmp_path: P
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "2001-01-01" in errors[0], r.stderr
     assert all(line.startswith(("error:", "hint:")) for line in r.stderr.splitlines())
+    # a time to come: DuckLake would answer with now, as if the date had been reached
+    r = cli("sql", query, "--as-of", "2999-01-01", warehouse=wh, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.splitlines() == [
+        "error: --as-of 2999-01-01 is in the future (UTC unless it has an offset)",
+        "hint: leave --as-of out to read the warehouse as it is now",
+    ]
 
     # DuckDB's own suggestion is the hint; a write names the read-only warehouse
     for sql, hint in (
