@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from bankconnect_etl.cli_warehouse import folder, whole_number
-from bankconnect_etl.errors import UserError
+from bankconnect_etl.errors import NotFoundError, UserError
 
 log = logging.getLogger("bankconnect_etl.progress")
 
@@ -121,6 +121,12 @@ def add_commands(
     p.set_defaults(run=run_doctor)
 
 
+CHECK_THE_IDS = (
+    "check the ids: the warehouse's are in "
+    'bankconnect-etl sql "SELECT entity_id, link_id FROM entities"'
+)
+
+
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from bankconnect_etl.config import Settings
 
@@ -145,7 +151,9 @@ def _sync(args: argparse.Namespace, kind: str, **selection: object) -> int:
     if run.status == "succeeded":
         return 0
     print(
-        "hint: `bankconnect-etl doctor` checks the settings, the API and the warehouse; "
+        f"hint: {CHECK_THE_IDS}"
+        if run.not_found and not run.sync.get("seen")
+        else "hint: `bankconnect-etl doctor` checks the settings, the API and the warehouse; "
         "the next run picks up where this one stopped",
         file=sys.stderr,
     )
@@ -171,6 +179,11 @@ def run_backfill(args: argparse.Namespace) -> int:
             plan = dry_run(settings, **selection)  # type: ignore[arg-type]
         for line in plan_lines(plan):
             print(line)
+        try:
+            plan.check_found()
+        except NotFoundError as exc:  # the run would fail so: the dry run says it first
+            print(f"error: {exc}\nhint: {CHECK_THE_IDS}", file=sys.stderr)
+            return 1
         return 0
     return _sync(args, "backfill", **selection)
 

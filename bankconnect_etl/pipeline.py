@@ -442,9 +442,17 @@ class Plan:
     action: dict[str, str]
     fingerprints: dict[str, str]  # the ``check`` entities → their stored fingerprint
     listing_complete: bool = True
+    not_found: tuple[str, ...] = ()  # the named ids the API does not know ("link_id X")
 
     def counts(self) -> Counter:
         return Counter(self.action.values())
+
+    def check_found(self) -> None:
+        """A selection whose every id is unknown to the API is a typo, not an empty run."""
+        if self.not_found and not self.entities:
+            raise NotFoundError(
+                f"none of the ids named is known to the API: {', '.join(self.not_found)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -528,7 +536,7 @@ def plan_entities(
             check[eid] = fp
         else:
             action[eid] = "retry"
-    return Plan(selection.entities, action, check, selection.complete)
+    return Plan(selection.entities, action, check, selection.complete, selection.not_found)
 
 
 def plan_sync(
@@ -594,7 +602,8 @@ def run_sync(
                 selection = select_entities(client, entity_ids=entity_ids, link_ids=link_ids)
             plan = plan_entities(selection, known_entities(w.con), force=force)
             run.plan = plan.counts()
-            run.not_found = list(selection.not_found)
+            run.not_found = list(plan.not_found)
+            plan.check_found()  # before anything is fetched or written
             total = len(plan.entities)
             run.sync["seen"] = total
             done = 0
@@ -655,10 +664,6 @@ def run_sync(
                 )
             _compact(w)
             _refresh_marts(w, run)
-            if run.not_found and not plan.entities:  # every id named was a typo
-                raise NotFoundError(
-                    f"none of the ids named is known to the API: {', '.join(run.not_found)}"
-                )
             if unreachable:  # fetched again next run; until then the warehouse lags the API
                 n = len(unreachable)
                 raise RetriableApiError(

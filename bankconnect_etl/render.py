@@ -167,6 +167,8 @@ def plan_lines(plan: Plan, limit: int = 50) -> list[str]:
     counts = plan.counts()
     lines = [f"dry run: {_entities(len(plan.entities))}; nothing fetched or written"]
     lines += [f"  {n:>7,}  {PLAN_ACTIONS[a]}" for a, n in sorted(counts.items())]
+    if plan.not_found:  # a typo in a backfill's ids: the run would skip them
+        lines.append(f"not found at the API (skipped): {', '.join(plan.not_found)}")
     if plan.entities:
         lines += ["", f"{'entity_id':<38} {'link_id':<24} action"]
     for eid in list(plan.entities)[:limit]:
@@ -183,6 +185,8 @@ def plan_markdown(plan: Plan, limit: int = 1000) -> str:
     counts = plan.counts()
     out = [f"# Dry run: {_entities(len(plan.entities))}", "", "| action | entities |", "|---|---:|"]
     out += [f"| {PLAN_ACTIONS[a]} | {n:,} |" for a, n in sorted(counts.items())]
+    if plan.not_found:
+        out.append(f"| not found at the API (skipped) | {_md(', '.join(plan.not_found))} |")
     out += ["", "| entity_id | link_id | action |", "|---|---|---|"]
     out += [
         f"| {e} | {_md(plan.entities[e].get('link_id') or '')} | {plan.action[e]} |"

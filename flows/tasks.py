@@ -178,7 +178,9 @@ def sync(
         if dry:
             plan = dry_run(live, entity_ids=entity_ids, link_ids=link_ids, force=force)
             logger.info("%s", "\n".join(plan_lines(plan)))  # one record: a table
-            return _dry_artifact(kind, plan)
+            result = _dry_artifact(kind, plan)
+            plan.check_found()  # the run would fail so: the dry run's flow run fails too
+            return result
         run = run_sync(
             live,
             kind=kind,
@@ -204,4 +206,9 @@ def _dry_artifact(kind: str, plan: Plan) -> dict:
     create_markdown_artifact(
         plan_markdown(plan), key=f"bankconnect-{kind}-dry-run", description="what would be fetched"
     )
-    return {"dry_run": True, "entities": len(plan.entities), "actions": dict(plan.counts())}
+    missing = {"not_found": list(plan.not_found)} if plan.not_found else {}
+    return {
+        "dry_run": True,
+        "entities": len(plan.entities),
+        "actions": dict(plan.counts()),
+    } | missing

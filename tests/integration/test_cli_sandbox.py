@@ -187,6 +187,17 @@ def test_demo_syncs_the_sandbox_into_a_warehouse_and_queries_it(tmp_path: Path) 
     assert "entities: 28 seen: 28 unchanged (one request each)" in nightly.stdout
     assert "embedded sandbox (25 entities, seed 2, 1 step(s) on)" in nightly.stderr
 
+    # An id the API does not know: the dry run says the run would fail, and the run fails
+    # before fetching anything
+    nope = "00000000-0000-0000-0000-000000000000"
+    for dry in (["--dry-run"], []):
+        typo = run("backfill", "--entity-id", nope, *dry, cwd=tmp_path)
+        assert typo.returncode == 1, typo.stderr
+        said = typo.stdout + typo.stderr
+        assert f"not found at the API (skipped): entity_id {nope}" in typo.stdout
+        assert f"error: none of the ids named is known to the API: entity_id {nope}" in said
+        assert "hint: check the ids" in typo.stderr and "Traceback" not in said
+
     # Another world does not go into this warehouse.
     other = run("demo", "--entities", "25", "--seed", "3", cwd=tmp_path)
     assert other.returncode == 2

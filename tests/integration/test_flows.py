@@ -349,6 +349,17 @@ def test_a_backfill_of_only_ids_the_api_does_not_know_fails(api, tmp_path: Path)
     finally:
         con.close()
     assert status == "failed" and json.loads(counts)["not_found"] == ["link_id APPNOPE"]
+    # failed before fetching: no health observation, no compaction, no marts
+    con = connect(tmp_path / "wh")
+    try:
+        steps = con.sql(
+            "SELECT list(split_part(commit_message, ' ', 2) ORDER BY snapshot_id) "
+            "FROM lake.snapshots() WHERE commit_message LIKE 'backfill-%'"
+        ).fetchone()[0]
+        assert con.sql("SELECT count(*) FROM bank_health").fetchone()[0] == 0
+    finally:
+        con.close()
+    assert steps == ["started", "failed"]
 
 
 def test_backfill_link_ids_fetches_the_entities_of_the_link(api, tmp_path: Path) -> None:
@@ -384,7 +395,16 @@ def test_backfill_dry_run_writes_nothing(api, tmp_path: Path) -> None:
     backfill(entity_ids=ids[:2])
     result = backfill(entity_ids=[*ids[:4], "00000000-0000-0000-0000-000000000000"], dry_run=True)
     # an id the API does not know is not "new": it is left out (with a warning)
-    assert result == {"dry_run": True, "entities": 4, "actions": {"check": 2, "new": 2}}
+    assert result == {
+        "dry_run": True,
+        "entities": 4,
+        "actions": {"check": 2, "new": 2},
+        "not_found": ["entity_id 00000000-0000-0000-0000-000000000000"],
+    }
+    # every id unknown: the run would fail so, and the dry run's flow run fails first
+    typo = backfill(link_ids=["APPNOPE"], dry_run=True, return_state=True)
+    assert typo.is_failed()
+    assert "none of the ids named is known to the API: link_id APPNOPE" in (typo.message or "")
     forced = backfill(all=True, force=True, dry_run=True)
     assert forced["actions"] == {"forced": 2, "new": 23}
     con = connect(tmp_path / "wh")
