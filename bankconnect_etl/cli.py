@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import signal
 import sys
@@ -36,7 +37,13 @@ MAX_SANDBOX_ENTITIES = 1_000_000  # Settings.sandbox_entities' bound (config is 
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag raises UserError so it prints like every other user error."""
+    """argparse, but a bad flag raises UserError so it prints like every other user error,
+    and a flag is taken only whole (``--link`` is not ``--link-id``: a typo in a command
+    that writes is not guessed)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
@@ -339,7 +346,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         owner = args.commands.get(args.command) or parser
-        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+        flags = [f for action in owner._actions for f in action.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
+        owner.error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+            + (f" (did you mean {close[0]}?)" if close and unknown[0].startswith("-") else "")
+        )
     return args
 
 

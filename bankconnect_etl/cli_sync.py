@@ -41,7 +41,7 @@ Re-sync chosen entities by hand; safe while a nightly run writes (it waits for t
 writer lock). Unchanged entities are skipped unless --force.
 
 examples:
-  bankconnect-etl backfill --entity-id 0b7c... --entity-id 5e21...
+  bankconnect-etl backfill --entity-id 0b7c2a4e-5e21-4c8f-9d3a-6f1e2b7c8d90
   bankconnect-etl backfill --link-id APP864620249B
   bankconnect-etl backfill --all --force            # re-fetch everything
   bankconnect-etl backfill --link-id APP864620249B --dry-run

@@ -126,6 +126,26 @@ def test_an_unknown_flag_is_reported_by_the_command_that_was_given_it(
     assert f"hint: see '{owner} --help'" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        (["backfill", "--entiy-id", "x"], "--entity-id"),
+        # a flag is taken whole: a prefix that would pass for another is a typo, not a guess
+        (["backfill", "--link", "APP1", "--dry-run"], "--link-id"),
+        (["sql", "--formt", "csv", "SELECT 1"], "--format"),
+    ],
+)
+def test_a_mistyped_flag_gets_the_one_it_resembles(
+    args: list[str], meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bankconnect_etl.cli import EXIT_USAGE, main
+
+    assert main(args) == EXIT_USAGE
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"error: bankconnect-etl {args[0]}: unrecognized arguments: {args[1]}")
+    assert first.endswith(f"(did you mean {meant}?)")
+
+
 def test_port_in_use_is_a_user_error_and_debug_shows_the_traceback() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
