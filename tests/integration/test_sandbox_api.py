@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -280,6 +281,19 @@ def test_advance_adds_entities_at_the_end_and_statements_that_process_again(make
     assert {p["status"] for p in api.get(f"/entity/{new_eid}/accounts/").json()["progress"]} <= {
         "processing"
     }
+
+
+def test_statements_an_advance_adds_end_before_the_worlds_today(make_sandbox) -> None:
+    """An advance moves the world's time on 30 days: a statement it adds covers no day of
+    the world's today or after it (an underwriter would flag transactions in the future)."""
+    api = make_sandbox(entities=30, processing_polls=0)
+    for _ in range(3):
+        moved = api.admin("POST", "/sandbox/advance", params={"new_statements": 10}).json()
+        today = date.fromisoformat(api.admin("GET", "/sandbox/state").json()["today"])
+        for eid in {item["entity_id"] for item in moved["statements_added"]}:
+            rows = api.until_done(eid, "transactions")["transactions"]
+            last = max(date.fromisoformat(t["date"][:10]) for t in rows)
+            assert last < today, (eid, last, today)
 
 
 # ------------------------------------------------------------------------- faults
