@@ -141,10 +141,14 @@ def _library_logs_to(run_logger: logging.LoggerAdapter) -> Iterator[None]:
     library = logging.getLogger("bankconnect_etl")
     handler = _RunLogHandler(run_logger, logging.WARNING)
     library.addHandler(handler)
+    # the run logger prints them (and sends them to the API); Prefect's root console
+    # handler would print each a second time
+    propagate, library.propagate = library.propagate, False
     try:
         yield
     finally:
         library.removeHandler(handler)
+        library.propagate = propagate
 
 
 class _NoTracebackForErrorsOnPurpose(logging.Filter):

@@ -315,7 +315,9 @@ def test_a_stop_during_a_batch_load_waits_for_its_commit_then_ends_the_flow(
 # ---------------------------------------------------------------------- backfill
 
 
-def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
+def test_backfill_entity_ids_fetches_exactly_those(
+    api, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     from flows.backfill import backfill
 
     ids = [e["entity_id"] for e in listing(api)][:3]
@@ -324,7 +326,9 @@ def test_backfill_entity_ids_fetches_exactly_those(api, tmp_path: Path) -> None:
     result = state.result()  # the case of an id does not matter
     assert result["sync"] == {"seen": 3, "new": 3}
     # the skipped id is in the flow run's own log (the UI), not only the worker's terminal
-    assert f"entity_id {typo}: not found at the API; skipped" in flow_run_errors(state, 30)
+    warning = f"entity_id {typo}: not found at the API; skipped"
+    assert warning in flow_run_errors(state, 30)
+    assert capfd.readouterr().err.count(warning) == 1  # the terminal shows it once
     assert result["not_found"] == [f"entity_id {typo}"]  # in runs.counts and the artifact
     assert synced_by(tmp_path / "wh", result["run_id"]) == set(ids)
     # no listing: each named entity looked up (the typo too), then fetched whole
