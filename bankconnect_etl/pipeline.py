@@ -292,6 +292,7 @@ def load_records(
             stats.merge(batch.stats)
         if progress is not None:
             progress(len(batch.replace) + len(batch.touch))
+        stop_if_stopped()  # a stop whose exception was lost: it acts here
 
     def take(chunk: list[dict] | RawChunk) -> list[dict] | RawChunk:
         """``chunk``, archived here, for this process to transform."""
@@ -323,7 +324,7 @@ def load_records(
     if first is None:
         return stats
     try:
-        with _threads_beside(writer, workers):
+        with stops_latched() as stop_if_stopped, _threads_beside(writer, workers):
             first = take(first)
             if workers > 0 and (second := next(todo, None)) is not None:
                 submit(shipped(second))  # a worker validates the second chunk ...
@@ -371,6 +372,48 @@ def stops_deferred() -> Iterator[None]:
                 handler(held[0], None)
             elif handler in (signal.SIG_DFL, None):
                 signal.raise_signal(held[0])  # its default action, as if it came now
+
+
+@contextmanager
+def stops_latched() -> Iterator[Callable[[], None]]:
+    """Ctrl-C and SIGTERM as the handlers in place take them (KeyboardInterrupt,
+    `Terminated`, Prefect's TerminationSignal), noted as well; yields a check that acts on
+    a noted stop again. Python raises a signal's exception wherever the main thread is
+    when it runs the handler: a signal that comes late (on a busy machine its delivery can
+    lag) may land in a finalizer (``__del__``, a weakref callback), where Python prints it
+    as "Exception ignored" and drops it, and the run would go on. Call the check at points
+    where stopping is safe. Only the main thread gets signals; in any other the check does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    noted: list[int] = []
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+
+    def act(signum: int, frame: object) -> None:
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler in (signal.SIG_DFL, None):
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)  # its default action, as if it came now
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+        act(signum, frame)
+
+    def check() -> None:
+        if noted:
+            act(noted[0], None)
+
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # an ignored signal stays ignored
+            signal.signal(signum, note)
+    try:
+        yield check
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 @contextmanager

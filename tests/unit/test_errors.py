@@ -139,3 +139,50 @@ def test_a_sigterm_held_by_a_deferred_block_goes_to_the_handler_it_found() -> No
         assert got == [signal.SIGTERM]  # once
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _Finalized:
+    """An object whose finalizer is running when a signal's handler runs."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        signal.raise_signal(self.signum)  # its handler runs here, inside __del__
+
+
+# what Python does with them: reported as unraisable, then dropped
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize(
+    ("signum", "handler", "stop"),
+    [
+        (signal.SIGINT, signal.default_int_handler, KeyboardInterrupt),
+        (signal.SIGTERM, "raises Terminated", Terminated),
+    ],
+)
+def test_a_stop_lost_in_a_finalizer_acts_at_the_next_check(
+    signum: int, handler: object, stop: type[BaseException]
+) -> None:
+    """Python drops an exception raised inside ``__del__`` ("Exception ignored in"): a
+    late signal whose handler ran there would let the run go on."""
+    from bankconnect_etl.pipeline import stops_latched
+
+    def raise_terminated(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(
+        signum, raise_terminated if handler == "raises Terminated" else handler
+    )
+    try:
+        with stops_latched() as check:
+            check()  # no signal: nothing happens
+            _Finalized(signum)  # dropped at once: the stop is raised in __del__, and lost
+            with pytest.raises(stop):
+                check()
+        assert signal.getsignal(signum) is not None and signal.getsignal(signum).__name__ in (
+            "default_int_handler",
+            "raise_terminated",
+        )  # put back
+        _Finalized(signum)  # outside the block, nothing notes it: lost, as Python loses it
+    finally:
+        signal.signal(signum, previous)
