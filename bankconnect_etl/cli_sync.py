@@ -241,14 +241,30 @@ class _Plain(logging.Formatter):
         return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when it writes (a caller that swaps it, as a
+    test does, is not left with a handler on a closed stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(debug: bool) -> None:
     """Warnings and errors of the library on stderr; progress lines (INFO) when not on a
-    terminal; everything with ``--debug``."""
-    handler = logging.StreamHandler(sys.stderr)
+    terminal; everything with ``--debug``. Called again (``main`` run twice in one process),
+    it replaces its handler."""
+    handler = _Stderr()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s") if debug else _Plain()
     )
     root = logging.getLogger("bankconnect_etl")
+    for old in [h for h in root.handlers if isinstance(h, _Stderr)]:
+        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("bankconnect_etl.progress").setLevel(logging.INFO)
