@@ -345,6 +345,15 @@ def load_records(
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _deliver(signum: int, handler: object, frame: object = None) -> None:
+    """Act on ``signum`` as ``handler`` (what ``signal.signal`` returned) would have."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler in (signal.SIG_DFL, None):
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)  # its default action, as if it came now
+
+
 @contextmanager
 def stops_deferred() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the block is done, then act as they would have (the
@@ -367,11 +376,7 @@ def stops_deferred() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         if held:
-            handler = previous[held[0]]
-            if callable(handler):
-                handler(held[0], None)
-            elif handler in (signal.SIG_DFL, None):
-                signal.raise_signal(held[0])  # its default action, as if it came now
+            _deliver(held[0], previous[held[0]])
 
 
 @contextmanager
@@ -390,21 +395,13 @@ def stops_latched() -> Iterator[Callable[[], None]]:
     noted: list[int] = []
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
 
-    def act(signum: int, frame: object) -> None:
-        handler = previous[signum]
-        if callable(handler):
-            handler(signum, frame)
-        elif handler in (signal.SIG_DFL, None):
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)  # its default action, as if it came now
-
     def note(signum: int, frame: object) -> None:
         noted.append(signum)
-        act(signum, frame)
+        _deliver(signum, previous[signum], frame)
 
     def check() -> None:
         if noted:
-            act(noted[0], None)
+            _deliver(noted[0], previous[noted[0]])
 
     for signum, handler in previous.items():
         if handler is not signal.SIG_IGN:  # an ignored signal stays ignored
