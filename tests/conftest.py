@@ -25,6 +25,14 @@ from bankconnect_etl.sandbox import (
 
 AUTH = {"x-api-key": SANDBOX_API_KEY, "server-hash": SANDBOX_SERVER_HASH}
 
+# A test run started in the background of a non-interactive shell (`make test &`, some CI
+# runners) inherits SIGINT ignored, as POSIX has it, and every process it starts would too:
+# the Ctrl-C tests would see a command carry on past Ctrl-C, as it should when ignored.
+# Python's own handler here makes the commands start with SIGINT at its default (an exec
+# resets a handled signal, not an ignored one).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 class FakeClock:
     """Time that moves only when slept in; every sleep is recorded. Call it for the time."""
