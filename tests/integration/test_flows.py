@@ -316,9 +316,17 @@ def test_a_stop_during_a_batch_load_waits_for_its_commit_then_ends_the_flow(
 
 
 def test_backfill_entity_ids_fetches_exactly_those(
-    api, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    api, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.backfill import backfill
+    from flows.backfill import backfill  # noqa: I001 - first: it quiets Prefect before it loads
+    from prefect.logging.configuration import setup_logging
+
+    # Prefect's first logging setup in a process replaces the root's handlers, caplog's
+    # among them (when this test runs first); later setups keep them
+    setup_logging()
+    root = logging.getLogger()
+    if caplog.handler not in root.handlers:
+        monkeypatch.setattr(root, "handlers", [*root.handlers, caplog.handler])
 
     ids = [e["entity_id"] for e in listing(api)][:3]
     typo = "00000000-0000-0000-0000-000000000000"
