@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from bankconnect_etl.cli_warehouse import folder, whole_number
-from bankconnect_etl.errors import NotFoundError, UserError
+from bankconnect_etl.errors import NotAnEntityIdError, NotFoundError, UserError
 
 log = logging.getLogger("bankconnect_etl.progress")
 
@@ -62,7 +62,9 @@ exit codes: 0 every check passed (warnings allowed), 1 a check failed
 """
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_run_settings(p: argparse.ArgumentParser) -> None:
+    """``--warehouse`` and ``--batch-size``: a sync's settings a command line may set (this
+    module's commands, and ``python flows/<flow>.py``)."""
     p.add_argument(
         "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
     )
@@ -96,7 +98,7 @@ def add_commands(
         description=NIGHTLY_HELP,
         formatter_class=formatter,
     )
-    _common(p)
+    add_run_settings(p)
     p.set_defaults(run=run_nightly)
 
     p = sub.add_parser(
@@ -106,7 +108,7 @@ def add_commands(
         formatter_class=formatter,
     )
     add_backfill_selection(p)
-    _common(p)
+    add_run_settings(p)
     p.set_defaults(run=run_backfill)
 
     p = sub.add_parser(
@@ -171,7 +173,7 @@ def run_backfill(args: argparse.Namespace) -> int:
 
     try:
         entity_ids, link_ids = check_selection(args.entity_ids, args.link_ids, args.all)
-    except UserError as exc:
+    except NotAnEntityIdError as exc:
         raise _with_the_full_id(exc, args) from None
     selection = {"entity_ids": entity_ids, "link_ids": link_ids, "force": args.force}
     if args.dry_run:
@@ -188,7 +190,7 @@ def run_backfill(args: argparse.Namespace) -> int:
     return _sync(args, "backfill", **selection)
 
 
-def _with_the_full_id(exc: UserError, args: argparse.Namespace) -> UserError:
+def _with_the_full_id(exc: NotAnEntityIdError, args: argparse.Namespace) -> UserError:
     """An entity id cut short (the demo and `report` show the first 8 characters): the
     error's hint names the one entity of the warehouse it starts, when there is one. A
     backfill fetches only ids given whole, so it is not taken as the id."""
@@ -196,8 +198,7 @@ def _with_the_full_id(exc: UserError, args: argparse.Namespace) -> UserError:
 
     from bankconnect_etl.warehouse import close, connect
 
-    short = [e for e in args.entity_ids or () if f"entity id {e!r} is not one" in str(exc)]
-    if not short or not short[0].strip():
+    if not exc.given.strip():
         return exc
     try:
         con = connect(_settings(args).warehouse)
@@ -206,7 +207,7 @@ def _with_the_full_id(exc: UserError, args: argparse.Namespace) -> UserError:
     try:
         found = con.execute(
             "SELECT entity_id FROM entities WHERE starts_with(entity_id, lower(?)) LIMIT 2",
-            [short[0].strip()],
+            [exc.given.strip()],
         ).fetchall()
     finally:
         close(con)

@@ -42,6 +42,18 @@ class UserError(BankConnectETLError):
         self.hint = hint
 
 
+class NotAnEntityIdError(UserError):
+    """A backfill's entity id that is not a UUID; ``given`` is the id as typed."""
+
+    def __init__(self, given: str) -> None:
+        super().__init__(
+            f"entity id {given!r} is not one: BankConnect's entity ids are UUIDs",
+            hint="copy it from the warehouse: "
+            'bankconnect-etl sql "SELECT entity_id, link_id FROM entities"',
+        )
+        self.given = given
+
+
 class ConfigError(UserError):
     """A setting is missing or invalid; the message names the environment variable."""
 

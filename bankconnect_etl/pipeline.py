@@ -34,6 +34,7 @@ from bankconnect_etl.config import Settings
 from bankconnect_etl.errors import (
     ApiError,
     BankConnectETLError,
+    NotAnEntityIdError,
     NotFoundError,
     NoWarehouseError,
     RetriableApiError,
@@ -750,11 +751,7 @@ def check_selection(
         try:
             canonical.append(str(uuid.UUID(str(entity_id))))
         except ValueError:
-            raise UserError(
-                f"entity id {entity_id!r} is not one: BankConnect's entity ids are UUIDs",
-                hint="copy it from the warehouse: "
-                'bankconnect-etl sql "SELECT entity_id, link_id FROM entities"',
-            ) from None
+            raise NotAnEntityIdError(str(entity_id)) from None
     return (canonical if entity_ids else entity_ids), (list(link_ids) if link_ids else link_ids)
 
 

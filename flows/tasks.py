@@ -42,17 +42,10 @@ def runner_parser(flow_file: str, description: str) -> argparse.ArgumentParser:
     """The command line of ``python flows/<flow>.py``, one flow run in this process:
     ``--batch-size`` and ``--warehouse``, the rest of the settings from the environment,
     as for a deployment."""
-    from bankconnect_etl.cli_warehouse import folder, whole_number
+    from bankconnect_etl.cli_sync import add_run_settings
 
     parser = argparse.ArgumentParser(prog=f"python {flow_file}", description=description)
-    parser.add_argument(
-        "--batch-size",
-        type=whole_number(1, 10_000),
-        help="entities per task and warehouse transaction (default: BANKCONNECT_BATCH_SIZE)",
-    )
-    parser.add_argument(
-        "--warehouse", type=folder, help="warehouse folder (default: BANKCONNECT_WAREHOUSE)"
-    )
+    add_run_settings(parser)
     return parser
 
 
