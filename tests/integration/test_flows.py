@@ -9,17 +9,22 @@ listing pages, one accounts request per unchanged entity, eight requests per fet
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-# Before Prefect loads: a private home for the ephemeral server, no telemetry.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bankconnect-prefect-"))
+# Before Prefect loads: a private home for the ephemeral server (removed at exit: its
+# database is about 5 MB a session), no telemetry.
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="bankconnect-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # no "Stopping temporary server" at exit
