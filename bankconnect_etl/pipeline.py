@@ -684,15 +684,18 @@ def run_sync(
             # fetching runs ahead (up to two batches) while batches are validated and
             # committed; a batch that fills slowly is loaded early. Closed on the way out,
             # so a run that stops also stops fetching before its row is written.
-            with closing(
-                prefetch_batches(
-                    records(),
-                    settings.batch_size,
-                    ahead=2 * settings.batch_size,
-                    max_wait_s=settings.batch_max_wait_s,
-                    stop=stopping,
-                )
-            ) as batches:
+            with (
+                stops_latched() as stop_if_stopped,
+                closing(
+                    prefetch_batches(
+                        records(),
+                        settings.batch_size,
+                        ahead=2 * settings.batch_size,
+                        max_wait_s=settings.batch_max_wait_s,
+                        stop=stopping,
+                    )
+                ) as batches,
+            ):
                 load_records(
                     w,
                     batches,
@@ -703,7 +706,8 @@ def run_sync(
                     load=load,
                     stats=run.stats,  # counted as batches commit: kept if the run stops
                 )
-            _compact(w)
+                _compact(w)
+                stop_if_stopped()  # one lost in the compaction: acted on before the marts
             _refresh_marts(w, run)
             if unreachable:  # fetched again next run; until then the warehouse lags the API
                 n = len(unreachable)
@@ -818,15 +822,17 @@ def rebuild_from_raw(
     params = {"runs": [f.name for f in folders]}
     with recorded_run(settings, "rebuild", params) as (w, run):
         run.sync["replayed_runs"] = len(folders)
-        load_records(
-            w,
-            raw.part_groups(folders, REBUILD_PARTS_PER_BATCH),
-            run_id=run.run_id,
-            progress=progress,
-            workers=settings.transform_workers,
-            stats=run.stats,
-        )
-        _compact(w)
+        with stops_latched() as stop_if_stopped:
+            load_records(
+                w,
+                raw.part_groups(folders, REBUILD_PARTS_PER_BATCH),
+                run_id=run.run_id,
+                progress=progress,
+                workers=settings.transform_workers,
+                stats=run.stats,
+            )
+            _compact(w)
+            stop_if_stopped()  # one lost in the compaction: acted on before the marts
         _refresh_marts(w, run, full=True)
     return run
 

@@ -317,6 +317,54 @@ def test_a_stop_during_a_batch_load_waits_for_its_commit_then_ends_the_flow(
     assert loaded == 7 and sum(json.loads(counts)["entities"].values()) == loaded
 
 
+class _StopInFinalizer:
+    """Sends ``signum`` to this process from its finalizer: the handler's exception is
+    raised inside ``__del__``, where Python prints it and drops it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        import signal
+
+        signal.raise_signal(self.signum)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_stop_lost_during_the_compaction_ends_the_run_before_the_marts(
+    api, monkeypatch, tmp_path: Path
+) -> None:
+    """A Ctrl-C whose KeyboardInterrupt Python dropped (it landed in a finalizer) while the
+    lake was being compacted: the run stops when the compaction ends, as interrupted,
+    with every batch kept and the marts not refreshed."""
+    import signal
+
+    from bankconnect_etl.warehouse import Writer
+
+    real_compact = Writer.compact
+
+    def compact_with_a_lost_ctrl_c(self: Writer, **kwargs: object) -> object:
+        _StopInFinalizer(signal.SIGINT)  # dropped at once: its stop is lost
+        return real_compact(self, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Writer, "compact", compact_with_a_lost_ctrl_c)
+    settings = Settings.load(_env_file=None, warehouse=tmp_path / "wh", raw_enabled=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(settings)
+    con = connect(tmp_path / "wh")
+    try:
+        status, error = con.sql("SELECT status, error FROM runs").fetchone()
+        loaded = con.sql("SELECT count(*) FROM entities").fetchone()[0]
+        marts = con.sql(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'mart_refreshes'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert (status, error) == ("interrupted", "interrupted (Ctrl-C)")
+    assert loaded == 25  # every batch, committed before the compaction
+    assert marts == 0  # no refresh was started
+
+
 # ---------------------------------------------------------------------- backfill
 
 
