@@ -40,7 +40,15 @@ set_debit_months AS (  -- the months each auto-debit (NACH/ECS) set debited
         AND m.transaction_type = 'debit'
 ),
 
-emi_sets AS (  -- monthly: a debit in at least half of the months the set spans
+set_steps AS (  -- months from each debit month of a set to its next
+    SELECT
+        *,
+        date_diff('month', month, lead(month) OVER (PARTITION BY set_id ORDER BY month)) AS step
+    FROM set_debit_months
+),
+
+emi_sets AS (  -- monthly: a debit in at least half of the months the set spans, and at
+    -- least half of its steps one month (a quarterly or bi-monthly set is not monthly)
     SELECT
         set_id,
         entity_id,
@@ -48,9 +56,10 @@ emi_sets AS (  -- monthly: a debit in at least half of the months the set spans
         any_value(median_amount) AS median_amount,
         min(month) AS first_month,
         max(month) AS last_month
-    FROM set_debit_months
+    FROM set_steps
     GROUP BY set_id, entity_id, account_id
     HAVING 2 * count(*) >= date_diff('month', min(month), max(month)) + 1
+        AND 2 * count(*) FILTER (WHERE step = 1) >= count(step)
 ),
 
 missed AS (

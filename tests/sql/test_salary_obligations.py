@@ -243,6 +243,48 @@ def test_an_instalment_the_bank_never_debited_is_still_owed(book: Book) -> None:
     assert summary["avg_monthly_obligations_inr"] == D("8000.00")
 
 
+def test_quarterly_and_bi_monthly_sets_miss_no_instalments_between_their_debits(
+    book: Book,
+) -> None:
+    """Debits in half the months a set spans are not enough to call it monthly: a
+    quarterly premium (January, April) spans 4 months with 2 debits, a bi-monthly one
+    (January, March, May) 5 with 3. Neither misses the months between. A monthly EMI
+    that skipped March (January, February, April) still does."""
+    book.entity("e1")
+    book.account("e1", "a1")
+    emi = {"channel": "auto_debit_payment"}
+    rows = book.txns(
+        "e1",
+        "a1",
+        "500000.00",
+        [
+            dr("2024-01-03", "7000.00", **emi),  # 0 quarterly
+            dr("2024-01-10", "3000.00", **emi),  # 1 bi-monthly
+            dr("2024-01-15", "5000.00", **emi),  # 2 monthly
+            dr("2024-02-15", "5000.00", **emi),  # 3 monthly
+            dr("2024-03-10", "3000.00", **emi),  # 4 bi-monthly
+            dr("2024-04-03", "7000.00", **emi),  # 5 quarterly
+            dr("2024-04-15", "5000.00", **emi),  # 6 monthly
+            dr("2024-05-10", "3000.00", **emi),  # 7 bi-monthly
+        ],
+    )
+    book.recurring("quarterly", "auto_debit_payment", [rows[0], rows[5]])
+    book.recurring("bimonthly", "auto_debit_payment", [rows[1], rows[4], rows[7]])
+    book.recurring("monthly", "auto_debit_payment", [rows[2], rows[3], rows[6]])
+    book.refresh()
+    got = {
+        r["month"].month: (r["missed_emi_count"], r["missed_emi_inr"])
+        for r in book.rows_of("FROM obligations_monthly")
+    }
+    assert got == {
+        1: (0, D("0.00")),
+        2: (0, D("0.00")),  # the bi-monthly and quarterly sets owe nothing here
+        3: (1, D("5000.00")),  # only the monthly EMI's instalment is missed
+        4: (0, D("0.00")),
+        5: (0, D("0.00")),
+    }
+
+
 def test_two_equal_salary_months_are_too_few_to_call_the_amount_unchanged(book: Book) -> None:
     book.entity("e1")
     book.account("e1", "a1")
