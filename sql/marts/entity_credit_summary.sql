@@ -153,7 +153,7 @@ salary_accounts AS (
         account_id,
         months_with_salary,
         salary_gap_months,
-        months_since_last_salary,
+        salary_months_overdue,
         credit_day_spread_days,
         amount_unchanged,
         amount_multiple_of_1000
@@ -166,7 +166,7 @@ salary AS (
         max(months_with_salary) AS salary_months,
         first(
             CASE
-                WHEN months_since_last_salary >= 2 THEN 'stopped'
+                WHEN salary_months_overdue >= 1 THEN 'stopped'
                 WHEN months_with_salary < 3 THEN 'short'
                 WHEN salary_gap_months = 0 AND credit_day_spread_days <= 5 THEN 'stable'
                 ELSE 'irregular'

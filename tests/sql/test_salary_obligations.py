@@ -39,6 +39,7 @@ def test_salary_months_gaps_spread_and_fraud_flags(book: Book) -> None:
     assert first["months_with_salary"] == 3
     assert first["salary_gap_months"] == 1
     assert first["months_since_last_salary"] == 1  # April's salary, paid in May
+    assert first["salary_months_overdue"] == 0  # the statement ends on 2 May: May's is not due
     # days after the end of the month paid for: 0 (31 Jan), +1 (1 Mar for a 29-day
     # February), +2 (2 May for April); by day of month alone it would be 31 − 1 = 30
     assert first["credit_day_spread_days"] == 2
@@ -60,12 +61,39 @@ def test_a_salary_that_stopped_before_the_statement_ends(book: Book) -> None:
     book.refresh()
     april = book.one("FROM salary_monthly WHERE salary_month = DATE '2024-04-01'")
     assert april["months_since_last_salary"] == 3  # April's was the last; July the last month
+    # paid at the latest a day before the month's end: May's and June's were due by 15 July
+    assert april["salary_months_overdue"] == 2
     assert april["salary_gap_months"] == 0
     # the 28th every month: 0 by day of month (by days before the month's end 3, 1 in a
     # leap February, 3, 2: a spread of 2 for an employer that never moved its pay day)
     assert april["credit_day_spread_days"] == 0
     summary = book.one("FROM entity_credit_summary")
     assert (summary["salary_months"], summary["salary_stability"]) == (4, "stopped")
+
+
+def test_a_statement_ending_before_pay_day_does_not_stop_the_salary(book: Book) -> None:
+    """Each month's salary paid on the 5th of the next. A statement ending on 3 October
+    has August's (paid 5 September) as its last: September's is not due until 5 October.
+    One ending on 10 October without September's salary has one overdue: stopped."""
+    for entity, last_day in (("e1", "2024-10-03"), ("e2", "2024-10-10")):
+        book.entity(entity)
+        book.account(entity, "a1")
+        salaries = [cr(f"2024-{m:02d}-05", "60000.00", channel="salary") for m in (7, 8, 9)]
+        rows = book.txns(entity, "a1", "1000.00", [*salaries, dr(last_day, "100.00")])
+        for row, month in zip(rows, ("2024-06", "2024-07", "2024-08"), strict=False):
+            book.salary(row, month, "Acme Ltd")
+    book.refresh()
+    got = {
+        r["entity_id"]: r
+        for r in book.rows_of("FROM salary_monthly WHERE salary_month = DATE '2024-08-01'")
+    }
+    assert got["e1"]["months_since_last_salary"] == 2  # August to October, by the calendar
+    assert got["e1"]["salary_months_overdue"] == 0
+    assert got["e2"]["salary_months_overdue"] == 1
+    stability = dict(
+        book.con.sql("SELECT entity_id, salary_stability FROM entity_credit_summary").fetchall()
+    )
+    assert stability == {"e1": "stable", "e2": "stopped"}
 
 
 def test_salary_month_with_two_credits_and_a_changing_amount(book: Book) -> None:
