@@ -243,7 +243,10 @@ def load(con: duckdb.DuckDBPyConnection, entity_id: str) -> Data:
             """
             SELECT m.month, bool_and(m.is_complete_month) AS is_complete,
                    sum(m.inflow_inr) AS inflow_inr, sum(m.outflow_inr) AS outflow_inr,
-                   sum(m.abb_daily_inr) AS abb_inr, sum(m.negative_eod_days) AS negative_days,
+                   -- as in the summary: an overdraft account's balance is the bank's money
+                   sum(m.abb_daily_inr) FILTER (WHERE m.od_limit_inr IS NULL) AS abb_inr,
+                   sum(m.negative_eod_days) FILTER (WHERE m.od_limit_inr IS NULL)
+                       AS negative_days,
                    sum(o.income_inr) AS income_inr, sum(o.salary_income_inr) AS salary_inr,
                    sum(o.emi_due_inr) AS emi_due_inr,
                    CAST(sum(o.emi_due_inr) AS DOUBLE)
@@ -570,8 +573,8 @@ SUMMARY_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("current_foir", "FOIR with the EMIs due now", pct),
     ("loan_disbursals_last_6_months", "Loans received, last 6 months", count),
     ("loan_disbursals_last_6_months_inr", "Loans received, amount (in the ABB until spent)", inr),
-    ("abb_last_3_complete_months_inr", "ABB ({last3})", inr),
-    ("abb_last_6_complete_months_inr", "ABB ({last6})", inr),
+    ("abb_last_3_complete_months_inr", "ABB, non-overdraft accounts ({last3})", inr),
+    ("abb_last_6_complete_months_inr", "ABB, non-overdraft accounts ({last6})", inr),
     ("bounces_last_3_months", "Bounces, last 3 months", count),
     ("bounces_last_6_months", "Bounces, last 6 months", count),
     ("high_severity_bounces_last_6_months", "High-severity bounces, last 6 months", count),
@@ -622,8 +625,8 @@ NEEDS_TRANSACTIONS = frozenset(
 HIGHLIGHT_LEGEND = (
     f"Values in red need a closer look: FOIR above {FOIR_LIMIT:.0%}; any failed statement, "
     "high-severity bounce, negative-balance day, overdraft past its limit, fraud finding "
-    "or running-balance break; irregular salary, or the same round-thousands salary every "
-    "month; a sync that did not complete."
+    "or running-balance break; irregular or stopped salary, or the same round-thousands "
+    "salary every month; a sync that did not complete."
 )
 
 
@@ -672,7 +675,7 @@ def _warn(summary: dict) -> set[str]:
         flags.add("od_peak_utilisation")
     if summary.get("sync_status") not in ("complete", None):
         flags.add("sync_status")
-    if summary.get("salary_stability") == "irregular":
+    if summary.get("salary_stability") in ("irregular", "stopped"):
         flags.add("salary_stability")
     if summary.get("salary_amount_unchanged") and summary.get("salary_multiple_of_1000"):
         flags |= {"salary_amount_unchanged", "salary_multiple_of_1000"}
@@ -880,7 +883,16 @@ def render(
         parts.append(chart)
         parts.append(
             _table(
-                ("Month", "Complete", "Inflow", "Outflow", "ABB", "Income", "EMIs due", "FOIR"),
+                (
+                    "Month",
+                    "Complete",
+                    "Inflow",
+                    "Outflow",
+                    "ABB, non-overdraft" if data.overdraft else "ABB",
+                    "Income",
+                    "EMIs due",
+                    "FOIR",
+                ),
                 (
                     (
                         esc(month_label(m["month"])),

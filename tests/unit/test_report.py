@@ -384,6 +384,13 @@ def test_overdraft_is_shown_against_its_limit(lake: duckdb.DuckDBPyConnection) -
         "Days over limit",
     ]
     assert "₹50,000.00" in accounts and "110.0%" in accounts
+    # ABB is the applicant's own money: the summary leaves an overdraft account out, and
+    # so does the monthly table beside it (it used to sum the overdraft's balance in)
+    assert shown["ABB, non-overdraft accounts (2 complete months)"] == report.DASH
+    flows = section(doc, "Cash flow")
+    assert headers(flows)[4] == "ABB, non-overdraft"
+    abb = [html.unescape(r[4]) for r in re.findall(r"<tr>" + "<td[^>]*>([^<]*)</td>" * 8, flows)]
+    assert abb and set(abb) == {report.DASH}
 
 
 def test_accounts_show_the_months_listed_apart_from_the_months_with_balances(
@@ -458,14 +465,16 @@ def test_averages_say_how_many_complete_months_they_cover(
     shown = summary(render(lake, TWO))  # two complete months: June and July
     assert shown["Complete months"] == "2"
     assert "Average monthly income (2 complete months)" in shown
-    assert "ABB (2 complete months)" in shown
+    assert "ABB, non-overdraft accounts (2 complete months)" in shown
     assert not any("last 6 complete months" in label for label in shown)
     # ABB over the last 3 and the last 6 complete months is one figure here: shown once.
     labels = re.findall(r"<span>([^<]*)</span><span class=\"v\">", render(lake, TWO))
-    assert labels.count("ABB (2 complete months)") == 1
+    assert labels.count("ABB, non-overdraft accounts (2 complete months)") == 1
     assert len(labels) == len(set(labels))
     empty = re.findall(r"<span>([^<]*)</span><span class=\"v\">", render(lake, EMPTY))
-    assert empty.count("ABB (no complete months)") == 1 and len(empty) == len(set(empty))
+    assert empty.count("ABB, non-overdraft accounts (no complete months)") == 1 and len(
+        empty
+    ) == len(set(empty))
 
 
 def test_warnings_and_highlights_are_explained(lake: duckdb.DuckDBPyConnection) -> None:
@@ -479,6 +488,9 @@ def test_warnings_and_highlights_are_explained(lake: duckdb.DuckDBPyConnection) 
     assert "Values in red</span> need a closer look: FOIR above 50%;" in doc
     # The legend's threshold is the one the highlighting uses.
     assert "foir" in report._warn({"foir": 0.51}) and "foir" not in report._warn({"foir": 0.5})
+    for stability, warn in (("stopped", True), ("irregular", True), ("stable", False)):
+        assert ("salary_stability" in report._warn({"salary_stability": stability})) is warn
+    assert "irregular or stopped salary" in doc
 
 
 def test_print_and_narrow_screens(lake: duckdb.DuckDBPyConnection) -> None:
